@@ -1,0 +1,48 @@
+"""The `recon` Typer application: one module per command, each thin.
+
+Command modules import heavy library code (torch, trimesh) inside their
+command functions so that `recon --help` and `recon --version` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import typer
+
+from recon_cli import __version__
+
+app = typer.Typer(
+    name="recon",
+    help="Photos to 3D meshes with D-OccNet. Run `recon COMMAND --help` for details.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+#: Command modules; each defines ``register(app: typer.Typer) -> None``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "recon_cli.cli.data",
+    "recon_cli.cli.synth",
+
+)
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"recon {__version__}")
+        raise typer.Exit()
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Photos to 3D meshes with D-OccNet."""
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(app)
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

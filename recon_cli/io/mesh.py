@@ -1,0 +1,90 @@
+"""Mesh reading and writing.
+
+Exporters are pure functions ``mesh -> bytes`` registered by format name;
+:func:`save_mesh` is the only function that writes a mesh file, and it does
+so atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from recon_cli.errors import InputError
+from recon_cli.io.atomic import atomic_write_bytes
+
+Exporter = Callable[[trimesh.Trimesh], bytes]
+
+
+def _export(file_type: str, **kwargs: object) -> Exporter:
+    def exporter(mesh: trimesh.Trimesh) -> bytes:
+        data = mesh.export(file_type=file_type, **kwargs)
+        return data.encode("utf-8") if isinstance(data, str) else bytes(data)
+
+    return exporter
+
+
+#: format name -> exporter. ``stl`` is binary, ``stl_ascii`` is text.
+EXPORTERS: dict[str, Exporter] = {
+    "obj": _export("obj", include_texture=False, include_color=True),
+    "ply": _export("ply", encoding="binary"),
+    "ply_ascii": _export("ply", encoding="ascii"),
+    "stl": _export("stl"),
+    "stl_ascii": _export("stl_ascii"),
+    "off": _export("off"),
+    "glb": _export("glb"),
+}
+
+#: file suffix -> format name.
+SUFFIX_FORMATS: dict[str, str] = {".obj": "obj", ".ply": "ply", ".stl": "stl", ".off": "off", ".glb": "glb"}
+
+READABLE_SUFFIXES: tuple[str, ...] = (".obj", ".off", ".ply", ".stl", ".glb", ".gltf")
+
+
+def format_for(path: str | Path, fmt: str | None = None) -> str:
+    """Return the exporter name for ``path`` (or the explicit ``fmt``)."""
+    if fmt is not None:
+        key = fmt.lower().lstrip(".")
+        if key not in EXPORTERS:
+            raise InputError(f"unknown mesh format {fmt!r}; valid: {', '.join(EXPORTERS)}", path=path)
+        return key
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIX_FORMATS:
+        valid = ", ".join(SUFFIX_FORMATS)
+        raise InputError(f"cannot tell the mesh format from suffix {suffix or '(none)'!r}; use one of {valid}", path=path)
+    return SUFFIX_FORMATS[suffix]
+
+
+def mesh_bytes(mesh: trimesh.Trimesh, fmt: str) -> bytes:
+    """Serialise ``mesh`` in format ``fmt`` (a key of :data:`EXPORTERS`)."""
+    return EXPORTERS[fmt](mesh)
+
+
+def save_mesh(mesh: trimesh.Trimesh, path: str | Path, *, fmt: str | None = None) -> Path:
+    """Write ``mesh`` to ``path`` atomically; the format comes from the suffix or ``fmt``."""
+    path = Path(path)
+    data = mesh_bytes(mesh, format_for(path, fmt))
+    atomic_write_bytes(path, data)
+    return path
+
+
+def load_mesh(path: str | Path) -> trimesh.Trimesh:
+    """Read a mesh file (scenes are concatenated); raise InputError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such mesh file", path=path)
+    suffix = path.suffix.lower()
+    if suffix not in READABLE_SUFFIXES:
+        raise InputError(f"unsupported mesh suffix {suffix!r}; readable: {', '.join(READABLE_SUFFIXES)}", path=path)
+    try:
+        loaded = trimesh.load(str(path), force="mesh", process=False)
+    except Exception as exc:  # trimesh raises many types for bad files
+        raise InputError(f"cannot read mesh ({type(exc).__name__}: {exc})".splitlines()[0], path=path) from exc
+    if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
+        raise InputError("file holds no triangles", path=path)
+    if not np.all(np.isfinite(loaded.vertices)):
+        raise InputError("mesh has non-finite vertex coordinates", path=path)
+    return loaded
