@@ -24,7 +24,6 @@ app = typer.Typer(
 COMMAND_MODULES: tuple[str, ...] = (
     "recon_cli.cli.data",
     "recon_cli.cli.synth",
-
 )
 
 def _version(value: bool) -> None:
@@ -42,6 +41,7 @@ def root(
 
 for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -9,4 +9,4 @@ from recon_cli.cli.data import data_app
 
 def register(app: typer.Typer) -> None:
     """Commands are attached to the `data` group defined in cli/data.py."""
-    del app, data_app
+    del app  # the commands register themselves on data_app at import
