@@ -24,12 +24,19 @@ app = typer.Typer(
 COMMAND_MODULES: tuple[str, ...] = (
     "recon_cli.cli.data",
     "recon_cli.cli.synth",
+    "recon_cli.cli.reconstruct",
+    "recon_cli.cli.train",
+    "recon_cli.cli.eval",
+    "recon_cli.cli.convert",
+    "recon_cli.cli.onnx",
 )
+
 
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"recon {__version__}")
         raise typer.Exit()
+
 
 @app.callback()
 def root(
@@ -38,6 +45,7 @@ def root(
     ),
 ) -> None:
     """Photos to 3D meshes with D-OccNet."""
+
 
 for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)

@@ -1,0 +1,10 @@
+"""`recon eval`: score models or meshes on a ShapeNet-layout split."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Attach this module's commands to the root app (filled in by its issue)."""
+    del app
