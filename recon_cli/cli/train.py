@@ -1,10 +1,127 @@
-"""`recon train`: train the models."""
+"""`recon train`: train onet / onet-pcl / doccnet on a ShapeNet-layout dataset."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from recon_cli.cli.common import err_console, guarded, print_json
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this module's commands to the root app (filled in by its issue)."""
-    del app
+    """Attach ``recon train`` to the root app."""
+    app.command("train")(train_command)
+
+
+@guarded
+def train_command(
+    data: Path = typer.Option(None, "--data", help="Dataset root (ShapeNet layout, e.g. from `recon data build`)."),
+    model: str = typer.Option(None, "--model", help="onet, onet-pcl or doccnet (default: model.name of --config)."),
+    out: Path = typer.Option(None, "--out", help="Run folder: config.yaml, log.jsonl, last.pt, best.pt."),
+    config: str = typer.Option(
+        None, "--config", help="YAML file layered over the built-in config, or a built-in name "
+        "(onet, onet-pcl, doccnet, doccnet-cpu)."),
+    overrides: list[str] = typer.Option(
+        None, "--set", help="Override one key, e.g. --set optim.lr=3e-4 (repeatable)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from last.pt exactly."),
+    max_steps: int = typer.Option(None, "--max-steps", min=1, help="Stop after N steps of this invocation."),
+    max_minutes: float = typer.Option(None, "--max-minutes", min=0.01, help="Stop after M minutes (saves last.pt)."),
+    device: str = typer.Option(None, "--device", help="auto, cpu or cuda (default: the config's, auto)."),
+    workers: int = typer.Option(None, "--workers", min=0, help="DataLoader worker processes."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result (or config) as JSON on stdout."),
+) -> None:
+    """Train a model; SIGTERM/Ctrl-C save last.pt and stop cleanly, --resume continues.
+
+    Several GPUs or nodes: launch the same command line with `torchrun`.
+    """
+    from recon_cli.config import load_yaml, to_dict
+    from recon_cli.errors import ConfigError
+    from recon_cli.train import config_to_yaml, resolve_config, train
+
+    sets = list(overrides or [])
+    if device is not None:
+        sets.append(f"device={device}")
+    if workers is not None:
+        sets.append(f"data.workers={workers}")
+    base = None
+    if resume and out is not None and (out / "config.yaml").is_file():
+        base = load_yaml(out / "config.yaml")
+    cfg = resolve_config(model=model, config_file=config, overrides=sets, base=base)
+    if dry_run:
+        if json_out:
+            print_json(to_dict(cfg))
+        else:
+            typer.echo(config_to_yaml(cfg), nl=False)
+        return
+    if data is None or out is None:
+        raise ConfigError("--data and --out are required (or use --dry-run)")
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
+    with _Display(enabled=main_rank and not json_out) as display:
+        result = train(cfg, data_root=data, out_dir=out, resume=resume, on_event=display.on_event,
+                       max_steps=max_steps, max_minutes=max_minutes)
+    if not main_rank:
+        return
+    if json_out:
+        from dataclasses import asdict
+
+        print_json(asdict(result))
+        return
+    best = "n/a" if result.best_iou is None else f"{result.best_iou:.4f} (step {result.best_step})"
+    err_console.print(
+        f"{result.stopped}: step {result.step}/{result.total_steps} in {result.seconds:.0f} s; "
+        f"best val IoU {best}; checkpoints in {result.out_dir}", markup=False)
+
+
+class _Display:
+    """A rich progress bar on stderr fed by the library's events."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.progress: Any = None
+        self.task: Any = None
+        self.val = ""
+
+    def __enter__(self) -> _Display:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+            TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=err_console,
+            disable=not self.enabled, transient=False,
+        )
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        p = self.progress
+        if kind == "start":
+            self.task = p.add_task("train", total=event["total_steps"], completed=event["step"], info="")
+            p.console.print(
+                f"training on {event['train_models']} models (val {event['val_models']}), "
+                f"device {event['device']} x{event['world_size']}", markup=False)
+        elif self.task is None:
+            return
+        elif kind == "phase":
+            p.update(self.task, description=event["name"])
+        elif kind == "step":
+            losses = " ".join(f"{k}={event[k]:.1f}" for k in ("loss1", "loss2") if k in event)
+            p.update(self.task, completed=event["step"], info=f"{losses}{self.val}")
+        elif kind == "log":
+            p.update(self.task, info=p.tasks[self.task].fields["info"] + f" {event['samples_per_s']:.0f}/s")
+        elif kind == "val":
+            metrics = event["metrics"]
+            self.val = "  val " + " ".join(f"{k}={v:.3f}" for k, v in metrics.items())
+            p.console.print(f"step {event['step']}:{self.val}{' (best)' if event['improved'] else ''}", markup=False)
+        elif kind == "message":
+            p.console.print(event["text"], markup=False)
+        elif kind == "cache":
+            p.update(self.task, info=f"caching stage-1 clouds {event['done']}/{event['total']}")

@@ -1,0 +1,1100 @@
+"""Training library: typed config, deterministic sampler, loop, validation, checkpoints, DDP.
+
+Entry point: :func:`train`. The CLI (``recon train``) only resolves the config
+(:func:`resolve_config`) and renders the events that :func:`train` reports
+through ``on_event``.
+
+Design choices (documented in the README too):
+
+* Loss: binary cross-entropy with logits on the occupancy query points,
+  **summed over the points and averaged over the batch**, as OccNet does.
+* ``doccnet`` trains its two stages **jointly**: every step computes both
+  losses on the same batch (stage 1 from the image, stage 2 from the noisy
+  ground-truth surface cloud ``inputs``) and takes one Adam step on their sum.
+  The stages share no parameters, so this equals training them separately with
+  the same batches, at the cost of one data pass instead of two.
+* Optional third phase ``finetune_stage2_on_stage1`` (beyond the paper): stage 1
+  is frozen, each training shape gets ``finetune.views`` stage-1 predictions
+  (dense ``finetune.resolution`` grid + marching cubes at the probability
+  ``threshold``, then ``n_input_points`` surface samples as at inference), cached
+  in ``out_dir/finetune_cache.pt``, and stage 2 trains on those clouds.
+* Deterministic data order: the global batch of step ``s`` is a slice of the
+  concatenated per-epoch permutations seeded by ``(seed, epoch)``; each item's
+  random choices (view, augmentation, point subsample, noise) are seeded by
+  ``(seed, step, slot)``. Resuming at step ``s`` therefore sees exactly the
+  batches an uninterrupted run would; no DataLoader shuffle state is involved.
+  Under DDP, rank ``r`` of ``W`` takes slots ``r, r+W, ...`` of the global batch
+  (``optim.batch_size`` is the global batch size and must divide by ``W``).
+* Validation: IoU on ``data.val_n_points`` occupancy points per val object
+  (``logit > logit(threshold)`` vs labels), mean over objects. ``best.pt`` is
+  chosen by ``val/iou``: stage-1 IoU for ``onet``, stage-2 IoU for ``onet-pcl``,
+  the mean of both for ``doccnet``'s joint phase, and stage 2 on stage-1
+  predicted clouds (the full chain) in the fine-tuning phase.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import random
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import yaml
+from torch import Tensor, nn
+
+from recon_cli.config import deep_merge, from_dict, load_yaml, parse_override, to_dict
+from recon_cli.errors import CheckpointError, ConfigError, DatasetError
+from recon_cli.models.config import MODEL_NAMES, ModelConfig, default_model_config
+
+#: Built-in configs shipped in ``recon_cli/configs`` (``<name>.yaml``).
+BUILTIN_CONFIGS: tuple[str, ...] = ("onet", "onet-pcl", "doccnet", "doccnet-cpu")
+
+EventFn = Callable[[dict[str, Any]], None]
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What the loader feeds the model."""
+
+    categories: tuple[str, ...] | None = None  # synsets or names; None = all in metadata
+    train_split: str = "train"
+    val_split: str = "val"
+    n_points: int = 2048  # occupancy query points per shape and step
+    input_noise: float = 0.005  # std of the noise on stage-2 input points
+    augment: bool = True  # random scale 0.75-1 + random crop of the image
+    workers: int = -1  # DataLoader workers; -1 = auto (0 on CPU, up to 8 per GPU)
+    pin_memory: bool = True  # only used on CUDA
+    prefetch_factor: int = 4
+    preload: bool = False  # read every model's npz files into memory once
+    val_max_models: int = 256  # evenly spaced subset of the val split (0 = all)
+    val_n_points: int = 8192  # occupancy points per val object (0 = all 100k)
+    val_batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        _positive(("n_points", self.n_points), ("val_batch_size", self.val_batch_size),
+                  ("prefetch_factor", self.prefetch_factor))
+        if self.input_noise < 0:
+            raise ValueError(f"data.input_noise must be >= 0, got {self.input_noise}")
+        if self.val_max_models < 0 or self.val_n_points < 0:
+            raise ValueError("data.val_max_models and data.val_n_points must be >= 0")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam and the learning-rate schedule."""
+
+    lr: float = 1e-4
+    batch_size: int = 64  # global batch (split over DDP ranks)
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.05  # cosine floor, as a share of lr
+    grad_clip: float | None = None  # max global grad norm; None = off
+
+    def __post_init__(self) -> None:
+        _positive(("batch_size", self.batch_size))
+        if not self.lr > 0:
+            raise ValueError(f"optim.lr must be > 0, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Phase 3 (beyond the paper): stage 2 on clouds sampled from stage-1 predictions."""
+
+    steps: int = 20_000
+    lr: float | None = None  # None = optim.lr
+    views: int = 2  # stage-1 predictions cached per training shape (evenly spaced views)
+    resolution: int = 32  # dense grid (resolution+1)^3 for the stage-1 surface
+    gt_fraction: float = 0.0  # share of each batch that keeps the ground-truth cloud
+
+    def __post_init__(self) -> None:
+        _positive(("finetune.steps", self.steps), ("finetune.views", self.views),
+                  ("finetune.resolution", self.resolution))
+        if not 0.0 <= self.gt_fraction <= 1.0:
+            raise ValueError(f"finetune.gt_fraction must be in [0, 1], got {self.gt_fraction}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs (``recon train --dry-run`` prints it)."""
+
+    model: ModelConfig = field(default_factory=lambda: default_model_config("doccnet"))
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    steps: int = 300_000  # optimiser steps of the main phase
+    val_every: int = 2000
+    checkpoint_every: int = 1000  # last.pt (also written at every validation and at the end)
+    log_every: int = 50
+    threshold: float = 0.2  # occupancy probability for IoU and the stage-1 surface
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on CUDA
+    compile: bool = False  # torch.compile the training step's network
+    finetune_stage2_on_stage1: bool = False
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+
+    def __post_init__(self) -> None:
+        _positive(("steps", self.steps), ("val_every", self.val_every),
+                  ("checkpoint_every", self.checkpoint_every), ("log_every", self.log_every))
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be a probability in (0, 1), got {self.threshold}")
+        if self.finetune_stage2_on_stage1 and self.model.name != "doccnet":
+            raise ValueError("finetune_stage2_on_stage1 needs model.name = doccnet")
+
+    @property
+    def total_steps(self) -> int:
+        """Steps of all phases."""
+        return self.steps + (self.finetune.steps if self.finetune_stage2_on_stage1 else 0)
+
+
+def _positive(*pairs: tuple[str, int]) -> None:
+    for name, value in pairs:
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+@dataclass
+class TrainResult:
+    """What a run did."""
+
+    out_dir: str
+    step: int  # completed steps (global)
+    total_steps: int
+    stopped: str  # "done" | "max_steps" | "max_minutes" | "signal"
+    best_iou: float | None
+    best_step: int | None
+    last_val: dict[str, float] | None
+    last_loss: float | None
+    seconds: float
+    last_path: str
+    best_path: str | None
+
+
+# ------------------------------------------------------------------- config resolution
+
+
+def builtin_config_path(name: str) -> Path:
+    """Path of a built-in config shipped in the package."""
+    if name not in BUILTIN_CONFIGS:
+        raise ConfigError(f"unknown built-in config {name!r}; valid: {', '.join(BUILTIN_CONFIGS)}")
+    return Path(str(resources.files("recon_cli").joinpath("configs", f"{name}.yaml")))
+
+
+def _load_config_source(source: str | Path) -> dict[str, Any]:
+    path = Path(source)
+    if path.is_file() or path.suffix in (".yaml", ".yml") or str(source) not in BUILTIN_CONFIGS:
+        return load_yaml(path)
+    return load_yaml(builtin_config_path(str(source)))
+
+
+def resolve_config(
+    *,
+    model: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    base: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """Layer built-in config for ``model`` < ``config_file`` (a path or a built-in name) < overrides.
+
+    ``base`` (the ``config.yaml`` of a run being resumed) replaces the built-in layer.
+    Unknown keys anywhere raise ConfigError naming the dotted key.
+    """
+    file_data = _load_config_source(config_file) if config_file is not None else {}
+    file_model = file_data.get("model", {}).get("name") if isinstance(file_data.get("model"), dict) else None
+    base_model = base.get("model", {}).get("name") if base else None
+    name = model or file_model or base_model
+    if name is None:
+        raise ConfigError(f"choose a model with --model ({', '.join(MODEL_NAMES)})")
+    if name not in MODEL_NAMES:
+        raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(MODEL_NAMES)}")
+    for other, where in ((file_model, "the config file"), (base_model, "the run being resumed")):
+        if other is not None and other != name:
+            raise ConfigError(f"--model {name} conflicts with model.name {other} in {where}")
+    raw = base if base is not None else load_yaml(builtin_config_path(name))
+    raw = deep_merge(raw, file_data)
+    for text in overrides:
+        raw = deep_merge(raw, parse_override(text))
+    model_raw = raw.get("model", {})
+    if not isinstance(model_raw, dict):
+        raise ConfigError("config.model: expected a mapping")
+    raw = dict(raw)
+    raw["model"] = deep_merge(to_dict(default_model_config(name)), model_raw)
+    return from_dict(TrainConfig, raw, where="config")
+
+
+def config_to_yaml(config: TrainConfig) -> str:
+    """The config as YAML (plain values, key order of the dataclasses)."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+# ---------------------------------------------------------------- deterministic sampling
+
+
+def _epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch, 0x5EED]).permutation(n)
+
+
+def batch_indices(n: int, batch_size: int, step: int, seed: int) -> np.ndarray:
+    """Dataset indices of the global batch of ``step``: a slice of the seeded epoch permutations."""
+    if n < 1:
+        raise DatasetError("the training split is empty")
+    out: list[np.ndarray] = []
+    pos = step * batch_size
+    need = batch_size
+    while need:
+        epoch, offset = divmod(pos, n)
+        take = min(need, n - offset)
+        out.append(_epoch_permutation(n, seed, epoch)[offset:offset + take])
+        pos += take
+        need -= take
+    return np.concatenate(out)
+
+
+def item_seed(seed: int, step: int, slot: int) -> int:
+    """Seed of one item's random choices, from (seed, step, slot in the global batch)."""
+    return int(np.random.SeedSequence([seed, step, slot]).generate_state(1)[0])
+
+
+class StepBatchSampler(torch.utils.data.Sampler):
+    """Yields, for steps ``start..stop-1``, this rank's ``[(index, item_seed), ...]``."""
+
+    def __init__(self, n: int, batch_size: int, *, seed: int, start: int, stop: int,
+                 rank: int = 0, world_size: int = 1) -> None:
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.start, self.stop, self.rank, self.world_size = start, stop, rank, world_size
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in range(self.start, self.stop):
+            idx = batch_indices(self.n, self.batch_size, step, self.seed)
+            slots = range(self.rank, self.batch_size, self.world_size)
+            yield [(int(idx[s]), item_seed(self.seed, step, s)) for s in slots]
+
+
+class SeededItems(torch.utils.data.Dataset):
+    """Wraps a dataset so ``ds[(index, seed)]`` draws its randomness from ``seed``.
+
+    The global ``random``, ``numpy`` and ``torch`` generators are seeded for the
+    call and restored afterwards, so results do not depend on which worker
+    process or how many items came before.
+    """
+
+    def __init__(self, base: torch.utils.data.Dataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        index, seed = key
+        with _seeded(seed):
+            return self.base[index]
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in items[0]:
+        values = [it[key] for it in items]
+        if isinstance(values[0], Tensor):
+            out[key] = torch.stack(values)
+        elif isinstance(values[0], (int, np.integer)):
+            out[key] = torch.as_tensor([int(v) for v in values])
+        else:
+            out[key] = values
+    return out
+
+
+# ------------------------------------------------------------------------ distributed
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Process-group facts (world_size 1 when not launched by torchrun)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    created: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device: torch.device) -> DistInfo:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    import torch.distributed as dist
+
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if dist.is_initialized():
+        return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend, rank=rank, world_size=world)
+    return DistInfo(rank=rank, world_size=world, local_rank=local, created=True)
+
+
+def resolve_device(name: str, *, local_rank: int = 0) -> torch.device:
+    """``auto`` -> cuda (this rank's GPU) when available, else cpu."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("device cuda requested but no CUDA GPU is available")
+        if name == "cuda":
+            name = f"cuda:{local_rank % torch.cuda.device_count()}"
+        torch.cuda.set_device(torch.device(name))
+    elif name != "cpu":
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+    return torch.device(name)
+
+
+def _all_reduce_sum(values: Tensor, info: DistInfo) -> Tensor:
+    if info.enabled:
+        import torch.distributed as dist
+
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+# --------------------------------------------------------------------------- network
+
+
+def occupancy_loss(logits: Tensor, occ: Tensor) -> Tensor:
+    """BCE with logits summed over points, averaged over the batch (OccNet). (B,N),(B,N) -> ()."""
+    loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), occ.float(), reduction="none")
+    return loss.sum(-1).mean()
+
+
+class TrainNet(nn.Module):
+    """The network of one training step: losses of the trained stages, stacked.
+
+    DDP wraps this module (not the stages) so every trained parameter goes
+    through the wrapper's forward and its gradients are synchronised.
+    """
+
+    def __init__(self, model: nn.Module, stages: tuple[int, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.stages = stages
+
+    def forward(self, points: Tensor, occ: Tensor, image: Tensor | None, cloud: Tensor | None) -> Tensor:
+        """points (B,N,3), occ (B,N), image (B,3,S,S), cloud (B,P,3) -> losses (n_stages,)."""
+        losses = []
+        for stage in self.stages:
+            inputs = image if stage == 1 else cloud
+            logits = self.model.stage(stage)(points, inputs)  # (B, N)
+            losses.append(occupancy_loss(logits, occ))
+        return torch.stack(losses)
+
+
+# --------------------------------------------------------------------------- phases
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A span of global steps training some stages on some stage-2 inputs."""
+
+    name: str  # "main" | "joint" | "finetune"
+    start: int
+    stop: int
+    stages: tuple[int, ...]
+    lr: float
+    cloud: Literal["gt", "pred"] = "gt"
+
+
+def plan_phases(config: TrainConfig) -> list[Phase]:
+    """The phases of a run, in order."""
+    m = config.model
+    stages = tuple(s for s, has in ((1, m.has_stage1), (2, m.has_stage2)) if has)
+    first = Phase("joint" if len(stages) == 2 else "main", 0, config.steps, stages, config.optim.lr)
+    phases = [first]
+    if config.finetune_stage2_on_stage1:
+        lr = config.finetune.lr if config.finetune.lr is not None else config.optim.lr
+        phases.append(Phase("finetune", config.steps, config.total_steps, (2,), lr, "pred"))
+    return phases
+
+
+def _phase_at(phases: list[Phase], step: int) -> Phase:
+    for phase in phases:
+        if phase.start <= step < phase.stop:
+            return phase
+    return phases[-1]
+
+
+def lr_at(config: TrainConfig, phase: Phase, step: int) -> float:
+    """Learning rate of global ``step`` (warm-up then constant or cosine, per phase)."""
+    o = config.optim
+    local = step - phase.start
+    length = max(1, phase.stop - phase.start)
+    if o.warmup_steps and local < o.warmup_steps:
+        return phase.lr * (local + 1) / o.warmup_steps
+    if o.schedule == "constant":
+        return phase.lr
+    t = min(1.0, (local - o.warmup_steps) / max(1, length - o.warmup_steps))
+    return phase.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+# ------------------------------------------------------------------------ RNG states
+
+
+def rng_state() -> dict[str, Any]:
+    """Global RNG states as plain values and tensors (weights_only-loadable)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": _plain(random.getstate()),
+        "numpy": [str(kind), [int(k) for k in keys], int(pos), int(has_gauss), float(gauss)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`rng_state`."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, gauss_np = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss_np))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# ------------------------------------------------------------------------------ data
+
+
+def _make_dataset(config: TrainConfig, root: Path, split: str, *, train: bool) -> Any:
+    from recon_cli.data.shapenet import ShapeNetDataset
+
+    m, d = config.model, config.data
+    kwargs: dict[str, Any] = dict(
+        categories=list(d.categories) if d.categories else None,
+        mode="train" if train else "eval",
+        n_points=d.n_points if train else d.val_n_points,
+        n_input_points=m.n_input_points,
+        input_noise=d.input_noise,
+        image_size=m.image_encoder.image_size,
+        with_image=m.has_stage1,
+        with_pointcloud=m.has_stage2,
+        augment=d.augment and train,
+        seed=config.seed,
+    )
+    if d.preload:
+        kwargs["preload"] = True
+    try:
+        return ShapeNetDataset(root, split, **kwargs)
+    except TypeError as exc:
+        if "preload" in kwargs:
+            raise ConfigError("data.preload is not supported by this dataset reader") from exc
+        raise
+
+
+def _val_subset(n: int, cap: int) -> list[int]:
+    if cap == 0 or n <= cap:
+        return list(range(n))
+    return sorted({int(i) for i in np.linspace(0, n - 1, cap).round()})
+
+
+def _workers(config: TrainConfig, device: torch.device, info: DistInfo) -> int:
+    if config.data.workers >= 0:
+        return config.data.workers
+    if device.type != "cuda":
+        return 0
+    per_rank = max(1, (os.cpu_count() or 2) // max(1, torch.cuda.device_count()))
+    return max(0, min(8, per_rank - 1))
+
+
+def _loader(dataset: Any, sampler: torch.utils.data.Sampler, workers: int, device: torch.device,
+            config: TrainConfig, *, persistent: bool) -> torch.utils.data.DataLoader:
+    kwargs: dict[str, Any] = {}
+    if workers > 0:
+        kwargs.update(prefetch_factor=config.data.prefetch_factor, persistent_workers=persistent)
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, num_workers=workers, collate_fn=_collate,
+        pin_memory=config.data.pin_memory and device.type == "cuda", **kwargs,
+    )
+
+
+def _to(batch: dict[str, Any], key: str, device: torch.device) -> Tensor | None:
+    value = batch.get(key)
+    if value is None:
+        return None
+    return value.to(device, non_blocking=True)
+
+
+# --------------------------------------------------------------------- the trainer
+
+
+class _StopFlag:
+    """SIGTERM/SIGINT set a flag; the loop saves last.pt at the end of the step and exits."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.raised and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        self.raised = True
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Trainer:
+    """One training run (use :func:`train`)."""
+
+    def __init__(self, config: TrainConfig, *, data_root: Path, out_dir: Path, resume: bool,
+                 on_event: EventFn | None, max_steps: int | None, max_minutes: float | None,
+                 info: DistInfo, device: torch.device) -> None:
+        self.config, self.root, self.out = config, data_root, out_dir
+        self.resume, self.on_event = resume, on_event
+        self.max_steps, self.max_minutes = max_steps, max_minutes
+        self.info, self.device = info, device
+        self.phases = plan_phases(config)
+        self.step = 0
+        self.best_iou: float | None = None
+        self.best_step: int | None = None
+        self.last_val: dict[str, float] | None = None
+        self.last_loss: float | None = None
+        self.phase_best: dict[str, float] = {}
+        self.cache: dict[str, Tensor] | None = None
+        self.val_cache: dict[str, Tensor] | None = None
+        if config.optim.batch_size % info.world_size:
+            raise ConfigError(
+                f"optim.batch_size ({config.optim.batch_size}) must be divisible by the number of "
+                f"processes ({info.world_size})"
+            )
+        if device.type == "cuda":
+            self.autocast_dtype = None if config.precision == "fp32" else torch.bfloat16
+        else:
+            self.autocast_dtype = torch.bfloat16 if config.precision == "bf16" else None
+
+    # ----------------------------------------------------------------- helpers
+    def emit(self, event: dict[str, Any]) -> None:
+        if self.on_event is not None and self.info.is_main:
+            self.on_event(event)
+
+    def log(self, record: dict[str, Any]) -> None:
+        if not self.info.is_main:
+            return
+        with open(self.out / "log.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    # --------------------------------------------------------------- checkpoints
+    def save(self, name: str, model: nn.Module, optimizer: torch.optim.Optimizer, phase: Phase) -> Path:
+        from recon_cli.io.checkpoint import save_checkpoint
+
+        path = self.out / name
+        if self.info.is_main:
+            extra = {
+                "step": int(self.step),
+                "phase": phase.name,
+                "optimizer": optimizer.state_dict(),
+                "rng": rng_state(),
+                "best_iou": None if self.best_iou is None else float(self.best_iou),
+                "best_step": self.best_step,
+                "phase_best": {k: float(v) for k, v in self.phase_best.items()},
+                "last_val": self.last_val,
+                "world_size": int(self.info.world_size),
+                "train_config": to_dict(self.config),
+            }
+            save_checkpoint(path, model, self.config.model, extra=extra)
+            self.emit({"type": "checkpoint", "step": self.step, "path": str(path)})
+        return path
+
+    def load_resume(self, model: nn.Module) -> dict[str, Any] | None:
+        from recon_cli.io.checkpoint import load_checkpoint
+
+        path = self.out / "last.pt"
+        if not path.is_file():
+            return None
+        loaded, cfg, extra = load_checkpoint(path, device="cpu")
+        if to_dict(cfg) != to_dict(self.config.model):
+            raise CheckpointError("model config differs from the run being resumed", path=path)
+        missing = [k for k in ("step", "optimizer", "rng") if k not in extra]
+        if missing:
+            raise CheckpointError(f"not a resumable training checkpoint (missing {', '.join(missing)})", path=path)
+        model.load_state_dict(loaded.state_dict())
+        self.step = int(extra["step"])
+        self.best_iou = extra.get("best_iou")
+        self.best_step = extra.get("best_step")
+        self.phase_best = dict(extra.get("phase_best") or {})
+        self.last_val = extra.get("last_val")
+        set_rng_state(extra["rng"])
+        return extra
+
+    # ------------------------------------------------------------------- run
+    def run(self) -> TrainResult:
+        t0 = time.perf_counter()
+        cfg = self.config
+        if self.info.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        random.seed(cfg.seed)
+        from recon_cli.models import build_model
+
+        model = build_model(cfg.model).to(self.device)
+        extra = self.load_resume(model) if self.resume else None
+        if self.resume and extra is None:
+            self.emit({"type": "message", "text": f"no {self.out / 'last.pt'} yet: starting from step 0"})
+        self._write_config()
+        train_set = _make_dataset(cfg, self.root, cfg.data.train_split, train=True)
+        val_set = _make_dataset(cfg, self.root, cfg.data.val_split, train=False)
+        if len(train_set) == 0:
+            raise DatasetError(f"no models in split {cfg.data.train_split!r}", path=self.root)
+        self.emit({"type": "start", "step": self.step, "total_steps": cfg.total_steps,
+                   "train_models": len(train_set), "val_models": len(val_set),
+                   "device": str(self.device), "world_size": self.info.world_size,
+                   "phases": [dataclasses.asdict(p) for p in self.phases]})
+        stopped = "done"
+        run_start_step = self.step
+        with _StopFlag() as flag:
+            for phase in self.phases:
+                if self.step >= phase.stop:
+                    continue
+                opt_state = extra["optimizer"] if extra is not None and extra.get("phase") == phase.name else None
+                stopped = self._run_phase(phase, model, train_set, val_set, opt_state, flag, t0, run_start_step)
+                extra = None
+                if stopped != "done":
+                    break
+        if self.step >= cfg.total_steps:
+            stopped = "done"
+        return TrainResult(
+            out_dir=str(self.out), step=self.step, total_steps=cfg.total_steps, stopped=stopped,
+            best_iou=self.best_iou, best_step=self.best_step, last_val=self.last_val,
+            last_loss=self.last_loss, seconds=time.perf_counter() - t0,
+            last_path=str(self.out / "last.pt"),
+            best_path=str(self.out / "best.pt") if (self.out / "best.pt").exists() else None,
+        )
+
+    def _write_config(self) -> None:
+        if self.info.is_main:
+            from recon_cli.io.atomic import atomic_write_text
+
+            atomic_write_text(self.out / "config.yaml", config_to_yaml(self.config))
+
+    def _run_phase(self, phase: Phase, model: nn.Module, train_set: Any, val_set: Any,
+                   opt_state: dict[str, Any] | None, flag: _StopFlag, t0: float, run_start: int) -> str:
+        cfg = self.config
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for s in phase.stages:
+            for p in model.stage(s).parameters():
+                p.requires_grad_(True)
+        params = [p for p in model.parameters() if p.requires_grad]
+        o = cfg.optim
+        optimizer = torch.optim.Adam(params, lr=phase.lr, betas=o.betas, weight_decay=o.weight_decay)
+        if opt_state is not None:
+            optimizer.load_state_dict(opt_state)
+        net: nn.Module = TrainNet(model, phase.stages)
+        if self.info.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            net = DistributedDataParallel(net, device_ids=ids)
+        step_net = torch.compile(net) if cfg.compile else net
+        if phase.cloud == "pred":
+            self._prepare_finetune(model, train_set, val_set, phase, optimizer)
+        self.emit({"type": "phase", "name": phase.name, "start": phase.start, "stop": phase.stop,
+                   "step": self.step, "stages": list(phase.stages)})
+        sampler = StepBatchSampler(len(train_set), o.batch_size, seed=cfg.seed + 1000 * self.phases.index(phase),
+                                   start=self.step, stop=phase.stop, rank=self.info.rank,
+                                   world_size=self.info.world_size)
+        workers = _workers(cfg, self.device, self.info)
+        loader = _loader(SeededItems(train_set), sampler, workers, self.device, cfg, persistent=False)
+        window = {"t": time.perf_counter(), "n": 0, "loss": torch.zeros(len(phase.stages))}
+        stop_reason = "done"
+        model.train()
+        for batch in loader:
+            lr = lr_at(cfg, phase, self.step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            losses = self._train_step(step_net, optimizer, params, batch, phase)  # (n_stages,)
+            self.step += 1
+            # one collective per step: mean losses and the stop votes of all ranks
+            reasons = self._stop_votes(flag, t0, run_start)
+            packed = _all_reduce_sum(torch.cat([losses.detach().float().cpu(), reasons]), self.info)
+            losses = packed[: len(phase.stages)] / self.info.world_size
+            votes = packed[len(phase.stages):]
+            window["loss"] += losses
+            window["n"] += 1
+            self.last_loss = float(losses.sum())
+            self.emit({"type": "step", "step": self.step, "total_steps": cfg.total_steps, "phase": phase.name,
+                       "loss": self.last_loss, **{f"loss{s}": float(v) for s, v in zip(phase.stages, losses)},
+                       "lr": lr})
+            final = self.step >= phase.stop
+            if self.step % cfg.log_every == 0 or final:
+                self._log_window(window, phase, lr, t0)
+            stop_reason = _first_vote(votes)
+            if self.step % cfg.val_every == 0 or final:
+                self._validate(model, val_set, phase, optimizer)
+                model.train()
+            elif self.step % cfg.checkpoint_every == 0 or stop_reason:
+                self.save("last.pt", model, optimizer, phase)
+            if stop_reason:
+                if final or self.step % cfg.val_every == 0:
+                    pass  # last.pt already written by the validation
+                return stop_reason
+        return "done"
+
+    def _stop_votes(self, flag: _StopFlag, t0: float, run_start: int) -> Tensor:
+        votes = torch.zeros(3)
+        if self.max_steps is not None and self.step - run_start >= self.max_steps:
+            votes[0] = 1
+        if self.max_minutes is not None and time.perf_counter() - t0 >= 60.0 * self.max_minutes:
+            votes[1] = 1
+        if flag.raised:
+            votes[2] = 1
+        return votes
+
+    def _train_step(self, net: nn.Module, optimizer: torch.optim.Optimizer, params: list[Tensor],
+                    batch: dict[str, Any], phase: Phase) -> Tensor:
+        points = _to(batch, "points", self.device)  # (B, N, 3)
+        occ = _to(batch, "occ", self.device)  # (B, N)
+        image = _to(batch, "image", self.device) if 1 in phase.stages else None
+        cloud = self._cloud(batch, phase) if 2 in phase.stages else None
+        optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            losses = net(points, occ, image, cloud)  # (n_stages,)
+        losses.sum().backward()
+        if self.config.optim.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, self.config.optim.grad_clip)
+        optimizer.step()
+        return losses.detach()
+
+    def _cloud(self, batch: dict[str, Any], phase: Phase) -> Tensor:
+        gt = batch["inputs"]  # (B, P, 3)
+        if phase.cloud == "gt" or self.cache is None:
+            return gt.to(self.device, non_blocking=True)
+        index = batch["index"]
+        rng = np.random.default_rng([self.config.seed, self.step, 77])
+        views = torch.as_tensor(rng.integers(0, self.cache["clouds"].shape[1], size=len(index)))
+        keep_gt = torch.as_tensor(rng.random(len(index)) < self.config.finetune.gt_fraction)
+        pred = self.cache["clouds"][index, views]  # (B, P, 3)
+        ok = self.cache["valid"][index, views] & ~keep_gt  # (B,)
+        cloud = torch.where(ok[:, None, None], pred, gt)
+        return cloud.to(self.device, non_blocking=True)
+
+    def _log_window(self, window: dict[str, Any], phase: Phase, lr: float, t0: float) -> None:
+        now = time.perf_counter()
+        n = max(1, window["n"])
+        record: dict[str, Any] = {
+            "step": self.step, "phase": phase.name,
+            "loss": float(window["loss"].sum() / n),
+            **{f"loss{s}": float(v / n) for s, v in zip(phase.stages, window["loss"])},
+            "lr": lr, "samples_per_s": self.config.optim.batch_size * n / max(1e-9, now - window["t"]),
+            "elapsed": now - t0,
+        }
+        self.log(record)
+        self.emit({"type": "log", **record})
+        window.update(t=now, n=0, loss=torch.zeros_like(window["loss"]))
+
+    # -------------------------------------------------------------- validation
+    def _validate(self, model: nn.Module, val_set: Any, phase: Phase, optimizer: torch.optim.Optimizer) -> None:
+        metrics = self.evaluate(model, val_set, phase)
+        self.last_val = metrics
+        score = metrics.get("iou")
+        improved = False
+        if score is not None:
+            best_phase = self.phase_best.get(phase.name)
+            if best_phase is None or score > best_phase:
+                self.phase_best[phase.name] = score
+                self.best_iou, self.best_step = score, self.step
+                improved = True
+        self.log({"step": self.step, "phase": phase.name, **{f"val/{k}": v for k, v in metrics.items()},
+                  "best_iou": self.best_iou})
+        self.emit({"type": "val", "step": self.step, "phase": phase.name, "metrics": metrics,
+                   "best_iou": self.best_iou, "improved": improved})
+        self.save("last.pt", model, optimizer, phase)
+        if improved and self.info.is_main:
+            import shutil
+
+            from recon_cli.io.atomic import atomic_path
+
+            with atomic_path(self.out / "best.pt") as tmp:
+                shutil.copyfile(self.out / "last.pt", tmp)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, val_set: Any, phase: Phase) -> dict[str, float]:
+        """Mean per-object IoU of each stage on the val subset (and the chain when fine-tuning)."""
+        cfg = self.config
+        model.eval()
+        subset = _val_subset(len(val_set), cfg.data.val_max_models)
+        mine = subset[self.info.rank::self.info.world_size]
+        if not subset:
+            return {}
+        thr = math.log(cfg.threshold / (1 - cfg.threshold))
+        names = [f"iou{s}" for s in (1, 2) if s in self.phases[0].stages]
+        chain = phase.cloud == "pred" and self.val_cache is not None
+        if chain:
+            names.append("iou_chain")
+        sums = torch.zeros(len(names) + 1, dtype=torch.float64)
+        bs = cfg.data.val_batch_size
+        for start in range(0, len(mine), bs):
+            idx = mine[start:start + bs]
+            batch = _collate([SeededItems(val_set)[(i, item_seed(cfg.seed, -1 % 2**31, i))] for i in idx])
+            points, occ = _to(batch, "points", self.device), _to(batch, "occ", self.device)
+            col = 0
+            for name in names:
+                if name == "iou1":
+                    logits = self._decode_chunked(model.stage(1), points, _to(batch, "image", self.device))
+                elif name == "iou2":
+                    logits = self._decode_chunked(model.stage(2), points, _to(batch, "inputs", self.device))
+                else:
+                    vi = torch.as_tensor([subset.index(i) for i in idx])
+                    cloud = torch.where(self.val_cache["valid"][vi, 0][:, None, None], self.val_cache["clouds"][vi, 0],
+                                        batch["inputs"]).to(self.device)
+                    logits = self._decode_chunked(model.stage(2), points, cloud)
+                sums[col] += iou_per_object(logits, occ, thr).double().sum().cpu()
+                col += 1
+            sums[-1] += len(idx)
+        sums = _all_reduce_sum(sums, self.info)
+        count = max(1.0, float(sums[-1]))
+        metrics = {name: float(sums[i] / count) for i, name in enumerate(names)}
+        if phase.cloud == "pred" and "iou_chain" in metrics:
+            metrics["iou"] = metrics["iou_chain"]
+        elif names:
+            base = [metrics[n] for n in names if n in ("iou1", "iou2")]
+            metrics["iou"] = float(sum(base) / len(base))
+        return metrics
+
+    def _decode_chunked(self, stage_model: nn.Module, points: Tensor, inputs: Tensor, chunk: int = 32768) -> Tensor:
+        with self._autocast():
+            c = stage_model.encode(inputs)
+            outs = [stage_model.decode(points[:, i:i + chunk], c).float() for i in range(0, points.shape[1], chunk)]
+        return torch.cat(outs, dim=1)  # (B, N)
+
+    # --------------------------------------------------------------- finetune
+    def _prepare_finetune(self, model: nn.Module, train_set: Any, val_set: Any, phase: Phase,
+                          optimizer: torch.optim.Optimizer) -> None:
+        cache_path = self.out / "finetune_cache.pt"
+        ft = self.config.finetune
+        if cache_path.is_file():
+            data = torch.load(cache_path, map_location="cpu", weights_only=True)
+            self.cache, self.val_cache = data["train"], data["val"]
+        else:
+            self.emit({"type": "message", "text": "caching stage-1 predictions for fine-tuning"})
+            subset = _val_subset(len(val_set), self.config.data.val_max_models)
+            self.cache = self._predict_clouds(model, train_set, list(range(len(train_set))), ft.views)
+            self.val_cache = self._predict_clouds(model, val_set, subset, 1, first_view_only=True)
+            if self.info.is_main:
+                from recon_cli.io.atomic import atomic_path
+
+                with atomic_path(cache_path) as tmp:
+                    torch.save({"train": self.cache, "val": self.val_cache}, tmp)
+        if self.step == phase.start and phase.name not in self.phase_best:
+            base = self.evaluate(model, val_set, phase)
+            self.phase_best[phase.name] = base.get("iou", 0.0)
+            self.log({"step": self.step, "phase": phase.name, **{f"val/{k}": v for k, v in base.items()},
+                      "note": "before fine-tuning"})
+            self.emit({"type": "val", "step": self.step, "phase": phase.name, "metrics": base,
+                       "best_iou": self.best_iou, "improved": False})
+
+    @torch.no_grad()
+    def _predict_clouds(self, model: nn.Module, dataset: Any, indices: list[int], views: int, *,
+                        first_view_only: bool = False) -> dict[str, Tensor]:
+        """Stage-1 surfaces -> ``n_input_points`` samples: clouds (M, V, P, 3), valid (M, V)."""
+        from recon_cli.data.shapenet import load_view
+
+        cfg = self.config
+        model.eval()
+        p = cfg.model.n_input_points
+        clouds = torch.zeros(len(indices), views, p, 3)
+        valid = torch.zeros(len(indices), views, dtype=torch.bool)
+        mine = list(range(len(indices)))[self.info.rank::self.info.world_size]
+        size = cfg.model.image_encoder.image_size
+        bs = max(1, cfg.data.val_batch_size // 4)
+        grid = _grid_points(cfg.finetune.resolution).to(self.device)  # (G, 3)
+        for start in range(0, len(mine), bs):
+            rows = mine[start:start + bs]
+            images, keys = [], []
+            for r in rows:
+                model_dir = _model_dir(self.root, dataset, indices[r])
+                n_views = max(1, len(list((model_dir / "img_choy2016").glob("*.jpg"))))
+                for v in range(views):
+                    view = 0 if first_view_only else (v * n_views) // views
+                    images.append(load_view(model_dir, view, size=size))
+                    keys.append((r, v))
+            image = torch.stack(images).to(self.device)  # (b, 3, S, S)
+            stage = model.stage(1)
+            with self._autocast():
+                c = stage.encode(image)
+            logits = torch.cat([
+                stage.decode(grid[None, i:i + 65536].expand(len(images), -1, -1), c).float()
+                for i in range(0, grid.shape[0], 65536)
+            ], dim=1).cpu()  # (b, G)
+            for k, (r, v) in enumerate(keys):
+                rng = np.random.default_rng([cfg.seed, indices[r], v, 99])
+                pts = surface_cloud(logits[k].numpy(), cfg.finetune.resolution, cfg.threshold, p, rng)
+                if pts is not None:
+                    clouds[r, v] = torch.from_numpy(pts)
+                    valid[r, v] = True
+            self.emit({"type": "cache", "done": min(len(mine), start + bs), "total": len(mine)})
+        if self.info.enabled:
+            clouds = _all_reduce_sum(clouds, self.info)  # each row was filled by exactly one rank
+            valid = _all_reduce_sum(valid.to(torch.int32), self.info) > 0
+        return {"clouds": clouds, "valid": valid}
+
+
+def _model_dir(root: Path, dataset: Any, index: int) -> Path:
+    synset, model_id = dataset.models[index][:2]
+    return root / synset / model_id
+
+
+def _grid_points(resolution: int) -> Tensor:
+    """(R+1)^3 lattice points over [-0.55, 0.55]^3, x = 1.1 * (i / R - 0.5). -> (G, 3)"""
+    axis = 1.1 * (torch.arange(resolution + 1, dtype=torch.float32) / resolution - 0.5)
+    return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+
+
+def surface_cloud(logits: np.ndarray, resolution: int, threshold: float, n: int,
+                  rng: np.random.Generator) -> np.ndarray | None:
+    """Marching cubes of a dense logit grid at ``threshold`` -> ``n`` surface samples (None if empty).
+
+    Uses :func:`recon_cli.pipeline.sample_input_points` (what inference feeds
+    stage 2) when available, otherwise area-weighted trimesh samples.
+    """
+    import mcubes
+    import trimesh
+
+    r1 = resolution + 1
+    level = math.log(threshold / (1 - threshold))
+    volume = np.pad(logits.reshape(r1, r1, r1).astype(np.float64), 1, constant_values=-1e6)
+    verts, faces = mcubes.marching_cubes(volume, level)
+    if len(faces) == 0:
+        return None
+    verts = 1.1 * ((verts - 1.0) / resolution - 0.5)
+    mesh = trimesh.Trimesh(verts, faces, process=False)
+    if mesh.area <= 0:
+        return None
+    try:
+        from recon_cli.pipeline import sample_input_points
+    except ImportError:
+        pts, _ = trimesh.sample.sample_surface(mesh, n, seed=int(rng.integers(2**31)))
+        return np.asarray(pts, dtype=np.float32)
+    return np.asarray(sample_input_points(mesh, n, rng), dtype=np.float32)
+
+
+def iou_per_object(logits: Tensor, occ: Tensor, threshold_logit: float) -> Tensor:
+    """IoU of ``logits > threshold_logit`` against ``occ >= 0.5``, per object. (B,N),(B,N) -> (B,)"""
+    pred = logits > threshold_logit
+    gt = occ >= 0.5
+    inter = (pred & gt).sum(-1).float()
+    union = (pred | gt).sum(-1).float()
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+
+
+def _first_vote(votes: Tensor) -> str:
+    for flag, name in zip(votes.tolist(), ("max_steps", "max_minutes", "signal")):
+        if flag > 0:
+            return name
+    return ""
+
+
+# ------------------------------------------------------------------------ entry point
+
+
+def train(
+    config: TrainConfig,
+    *,
+    data_root: str | Path,
+    out_dir: str | Path,
+    resume: bool = False,
+    on_event: EventFn | None = None,
+    max_steps: int | None = None,
+    max_minutes: float | None = None,
+) -> TrainResult:
+    """Train ``config.model`` on the ShapeNet-layout dataset at ``data_root``.
+
+    Writes ``out_dir/config.yaml``, ``log.jsonl``, ``last.pt`` and ``best.pt``.
+    ``resume`` continues from ``out_dir/last.pt`` exactly (model, optimizer,
+    step, RNG, data order). ``max_steps`` limits the steps of this call,
+    ``max_minutes`` its wall time; either stops cleanly after saving ``last.pt``,
+    as does SIGTERM/SIGINT. Launched by ``torchrun``, runs DistributedDataParallel
+    (only rank 0 writes files and reports events).
+    """
+    data_root, out_dir = Path(data_root), Path(out_dir)
+    if not data_root.is_dir():
+        raise DatasetError("no such dataset folder", path=data_root)
+    if max_steps is not None and max_steps < 1:
+        raise ConfigError(f"max_steps must be >= 1, got {max_steps}")
+    if max_minutes is not None and max_minutes <= 0:
+        raise ConfigError(f"max_minutes must be > 0, got {max_minutes}")
+    if not resume and (out_dir / "last.pt").exists():
+        raise ConfigError("a run already exists here; pass --resume to continue it or choose another --out",
+                          path=out_dir)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(config.device, local_rank=local_rank)
+    info = _init_distributed(device)
+    try:
+        trainer = Trainer(config, data_root=data_root, out_dir=out_dir, resume=resume, on_event=on_event,
+                          max_steps=max_steps, max_minutes=max_minutes, info=info, device=device)
+        return trainer.run()
+    finally:
+        if info.created:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()

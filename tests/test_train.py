@@ -1,0 +1,255 @@
+"""Training: loss goes down, exact resume, SIGTERM, DDP (gloo, 2 processes), checkpoints, config."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from recon_cli.cli.app import app
+from recon_cli.errors import ConfigError
+from recon_cli.train import (
+    StepBatchSampler,
+    batch_indices,
+    config_to_yaml,
+    iou_per_object,
+    resolve_config,
+    train,
+)
+
+runner = CliRunner()
+
+#: Tiny widths so a step takes milliseconds.
+SMALL = [
+    "model.image_encoder={c_dim: 16, width: 4, image_size: 32}",
+    "model.pointnet={c_dim: 16, hidden: 16, n_blocks: 1}",
+    "model.decoder1={c_dim: 16, hidden: 16, n_blocks: 1}",
+    "model.decoder2={c_dim: 16, hidden: 16, n_blocks: 1}",
+    "model.n_input_points=64",
+    "data.n_points=256", "data.val_n_points=512", "data.workers=0", "data.val_max_models=4",
+    "optim.batch_size=4", "optim.lr=0.003", "device=cpu",
+]
+
+
+def _write_model(model_dir: Path, kind: str, size: float, rng: np.random.Generator) -> None:
+    """Analytic sphere (radius size) or cube (half side size) in the ShapeNet layout (small N)."""
+    model_dir.mkdir(parents=True)
+    pts = rng.uniform(-0.55, 0.55, (4096, 3)).astype(np.float32)
+    occ = (np.linalg.norm(pts, axis=1) < size) if kind == "sphere" else (np.abs(pts).max(axis=1) < size)
+    np.savez(model_dir / "points.npz", points=pts.astype(np.float16), occupancies=np.packbits(occ),
+             loc=np.zeros(3), scale=np.float64(1.0))
+    d = rng.normal(size=(2048, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    surf = d * size if kind == "sphere" else d / np.abs(d).max(axis=1, keepdims=True) * size
+    np.savez(model_dir / "pointcloud.npz", points=surf.astype(np.float16), normals=d.astype(np.float16),
+             loc=np.zeros(3), scale=np.float64(1.0))
+    (model_dir / "img_choy2016").mkdir()
+    yy, xx = np.mgrid[:64, :64] / 63.0 - 0.5
+    for view in range(2):
+        inside = (np.hypot(xx, yy) < size) if kind == "sphere" else (np.maximum(abs(xx), abs(yy)) < size)
+        img = np.full((64, 64, 3), 255, np.uint8)
+        img[inside] = (40 + 60 * view, 80, 160)
+        Image.fromarray(img).save(model_dir / "img_choy2016" / f"{view:03d}.jpg")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two categories (spheres, cubes) of varying size: 6 train and 2 val models each."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    meta = {}
+    for synset, kind in (("02691156", "sphere"), ("02828884", "cube")):
+        meta[synset] = {"id": synset, "name": kind}
+        ids = {"train": [f"{kind}{i}" for i in range(6)], "val": [f"{kind}v{i}" for i in range(2)], "test": []}
+        for split, models in ids.items():
+            for i, model in enumerate(models):
+                _write_model(root / synset / model, kind, 0.2 + 0.05 * (i % 4), rng)
+            (root / synset / f"{split}.lst").write_text("\n".join(models))
+    (root / "metadata.yaml").write_text(yaml.safe_dump(meta))
+    return root
+
+
+def _cfg(model: str = "doccnet", *extra: str):
+    return resolve_config(model=model, overrides=[*SMALL, *extra])
+
+
+def _run(cfg, data: Path, out: Path, **kwargs):
+    losses: dict[int, float] = {}
+
+    def on_event(event: dict) -> None:
+        if event["type"] == "step":
+            losses[event["step"]] = event["loss"]
+
+    result = train(cfg, data_root=data, out_dir=out, on_event=on_event, **kwargs)
+    return result, losses
+
+
+def test_sampler_covers_each_epoch_and_shards() -> None:
+    n, b = 10, 4
+    flat = np.concatenate([batch_indices(n, b, s, seed=3) for s in range(5)])  # 20 = two epochs
+    assert sorted(flat[:10]) == list(range(10)) and sorted(flat[10:]) == list(range(10))
+    assert np.array_equal(batch_indices(n, b, 3, seed=3), batch_indices(n, b, 3, seed=3))
+    r0 = list(StepBatchSampler(n, b, seed=3, start=2, stop=4, rank=0, world_size=2))
+    r1 = list(StepBatchSampler(n, b, seed=3, start=2, stop=4, rank=1, world_size=2))
+    whole = list(StepBatchSampler(n, b, seed=3, start=2, stop=4))
+    assert len(r0) == 2 and all(len(x) == 2 for x in r0 + r1)
+    assert [sorted(a + c) for a, c in zip(r0, r1)] == [sorted(w) for w in whole]
+
+
+def test_iou_per_object() -> None:
+    logits = torch.tensor([[1.0, 1.0, -1.0, -1.0], [-1.0, -1.0, -1.0, -1.0]])
+    occ = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    assert torch.equal(iou_per_object(logits, occ, 0.0), torch.tensor([1 / 3, 1.0]))
+
+
+def test_training_reduces_loss_and_writes_run(dataset: Path, tmp_path: Path) -> None:
+    cfg = _cfg("doccnet", "steps=40", "val_every=20", "log_every=10")
+    result, losses = _run(cfg, dataset, tmp_path / "run")
+    assert result.stopped == "done" and result.step == 40
+    first = np.mean([losses[s] for s in range(1, 6)])
+    last = np.mean([losses[s] for s in range(36, 41)])
+    assert last < 0.7 * first, (first, last)
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    train_recs = [r for r in records if "samples_per_s" in r]
+    assert [r["step"] for r in train_recs] == [10, 20, 30, 40]
+    assert all(k in train_recs[0] for k in ("loss", "loss1", "loss2", "lr", "elapsed"))
+    val = [r for r in records if "val/iou" in r]
+    assert [r["step"] for r in val] == [20, 40] and all(0 <= r["val/iou1"] <= 1 for r in val)
+    assert (tmp_path / "run" / "best.pt").is_file() and (tmp_path / "run" / "last.pt").is_file()
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert resolve_config(overrides=[], base=saved) == cfg
+
+
+def test_checkpoint_round_trip_weights_only(dataset: Path, tmp_path: Path) -> None:
+    from recon_cli.io.checkpoint import load_checkpoint
+
+    cfg = _cfg("onet", "steps=2", "val_every=2")
+    _run(cfg, dataset, tmp_path / "run")
+    raw = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=True)
+    extra = raw["extra"]
+    assert extra["step"] == 2 and extra["phase"] == "main"
+    assert set(extra["rng"]) >= {"python", "numpy", "torch"} and "state" in extra["optimizer"]
+    model, mcfg, _ = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert mcfg == cfg.model and model.stage2 is None and model.stage1 is not None
+
+
+def test_resume_gives_identical_next_losses(dataset: Path, tmp_path: Path) -> None:
+    cfg = _cfg("doccnet", "steps=5", "val_every=100", "checkpoint_every=100")
+    _, full = _run(cfg, dataset, tmp_path / "full")
+    part, first = _run(cfg, dataset, tmp_path / "cut", max_steps=2)
+    assert part.stopped == "max_steps" and part.step == 2
+    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["extra"]["step"] == 2
+    done, rest = _run(cfg, dataset, tmp_path / "cut", resume=True)
+    assert done.step == 5 and sorted(rest) == [3, 4, 5]
+    assert [first[1], first[2], rest[3], rest[4], rest[5]] == [full[s] for s in range(1, 6)]
+
+
+def test_sigterm_saves_and_stops(dataset: Path, tmp_path: Path) -> None:
+    cfg = _cfg("onet-pcl", "steps=50", "val_every=100", "checkpoint_every=100")
+
+    def on_event(event: dict) -> None:
+        if event["type"] == "step" and event["step"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    result = train(cfg, data_root=dataset, out_dir=tmp_path / "run", on_event=on_event)
+    # the signal lands after step 3's stop vote, so the run ends after step 4
+    assert result.stopped == "signal" and result.step == 4
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["extra"]["step"] == 4
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_existing_run_needs_resume(dataset: Path, tmp_path: Path) -> None:
+    cfg = _cfg("onet-pcl", "steps=1")
+    _run(cfg, dataset, tmp_path / "run")
+    with pytest.raises(ConfigError, match="--resume"):
+        train(cfg, data_root=dataset, out_dir=tmp_path / "run")
+
+
+def test_finetune_phase_on_stage1_clouds(dataset: Path, tmp_path: Path) -> None:
+    cfg = _cfg("doccnet", "steps=4", "val_every=4", "finetune_stage2_on_stage1=true",
+               "finetune={steps: 2, views: 1, resolution: 8}", "threshold=0.5")
+    result, losses = _run(cfg, dataset, tmp_path / "run")
+    assert result.step == 6 and sorted(losses) == [1, 2, 3, 4, 5, 6]
+    cache = torch.load(tmp_path / "run" / "finetune_cache.pt", weights_only=True)
+    assert cache["train"]["clouds"].shape == (12, 1, 64, 3) and cache["val"]["clouds"].shape == (4, 1, 64, 3)
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    ft = [r for r in records if r.get("phase") == "finetune" and "val/iou_chain" in r]
+    assert [r["step"] for r in ft] == [4, 6]  # baseline before fine-tuning, then at the end
+    assert all("loss2" in r and "loss1" not in r for r in records if r.get("phase") == "finetune" and "loss" in r)
+    extra = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["extra"]
+    assert extra["phase"] == "finetune" and extra["step"] == 6
+
+
+def test_ddp_two_processes_gloo(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "recon_cli", "train", "--data", str(dataset), "--model", "onet-pcl", "--out", str(out),
+           "--json", "--max-steps", "3"]
+    for s in [*SMALL, "steps=3", "val_every=3"]:
+        cmd += ["--set", s]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout[proc.stdout.index("{"): proc.stdout.rindex("}") + 1])
+    assert result["step"] == 3 and result["stopped"] == "done"
+    extra = torch.load(out / "last.pt", weights_only=True)["extra"]
+    assert extra["world_size"] == 2 and extra["step"] == 3
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "samples_per_s" in r] == [3]  # rank 0 only
+    assert math.isfinite(records[0]["loss"])
+
+
+def test_unknown_key_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"config\.optim: unknown key\(s\) lrr"):
+        resolve_config(model="onet", overrides=["optim.lrr=1"])
+    result = runner.invoke(app, ["train", "--model", "onet", "--set", "data.bogus=1", "--dry-run"])
+    assert result.exit_code == 1 and "bogus" in result.stderr
+
+
+def test_config_file_layers(tmp_path: Path) -> None:
+    path = tmp_path / "my.yaml"
+    path.write_text("optim: {lr: 0.002}\nsteps: 7\n")
+    cfg = resolve_config(model="doccnet", config_file=path, overrides=["steps=9"])
+    assert (cfg.optim.lr, cfg.steps, cfg.optim.batch_size) == (0.002, 9, 64)
+    with pytest.raises(ConfigError, match="conflicts"):
+        resolve_config(model="onet", config_file="doccnet-cpu")
+    with pytest.raises(ConfigError, match="no such config file"):
+        resolve_config(model="onet", config_file=tmp_path / "missing.yaml")
+
+
+def test_dry_run_prints_paper_settings() -> None:
+    result = runner.invoke(app, ["train", "--model", "doccnet", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    cfg = yaml.safe_load(result.stdout)
+    assert cfg["optim"]["lr"] == 1e-4 and cfg["optim"]["batch_size"] == 64
+    assert cfg["data"]["n_points"] == 2048 and cfg["data"]["input_noise"] == 0.005 and cfg["data"]["augment"]
+    assert cfg["model"]["n_input_points"] == 300 and cfg["model"]["image_encoder"]["width"] == 64
+    assert result.stdout == config_to_yaml(resolve_config(model="doccnet"))
+    cpu = runner.invoke(app, ["train", "--config", "doccnet-cpu", "--dry-run", "--json"])
+    assert cpu.exit_code == 0 and json.loads(cpu.stdout)["model"]["decoder1"]["hidden"] == 128
+
+
+def test_cli_trains_and_resumes(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--data", str(dataset), "--model", "onet-pcl", "--out", str(out), "--json"]
+    for s in [*SMALL, "steps=3", "val_every=3"]:
+        args += ["--set", s]
+    first = runner.invoke(app, [*args, "--max-steps", "1"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["stopped"] == "max_steps"
+    again = runner.invoke(app, args)
+    assert again.exit_code == 1 and "--resume" in again.stderr
+    resumed = runner.invoke(app, ["train", "--data", str(dataset), "--out", str(out), "--resume", "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["step"] == 3
