@@ -1,0 +1,645 @@
+"""Evaluation on a ShapeNet-layout split: reconstruct (or read) one mesh per model and score it.
+
+Three producers share one protocol (:mod:`recon_cli.metrics`) and one results
+store:
+
+- :func:`evaluate_model` reconstructs each model from view 0 with a
+  :class:`~recon_cli.pipeline.Reconstructor` (batched, on the backend's device);
+- :func:`evaluate_meshes` reads ``<meshes>/<synset>/<model>.{off,obj,ply,stl}``
+  made by any tool (a missing or unreadable file counts as failed);
+- :func:`evaluate_retrieval` is the retrieval baseline (:mod:`recon_cli.retrieval`).
+
+Results go to ``objects.csv`` (one row per scored model, rewritten atomically
+after each batch, so an interrupted run resumes by skipping scored models) and
+``summary.json`` in the run folder: ``out`` itself, or ``out/shard-I-of-N``
+with ``shard=(I, N)`` (model k of the split list belongs to shard k % N).
+:func:`merge_results` combines shard folders. Per-model sampling seeds depend
+only on (synset, model, seed), so sharded and unsharded runs agree exactly.
+
+Models whose ground-truth files are missing or corrupt cannot be scored; they
+are reported in ``skipped`` (and the summary) and are not part of any mean.
+Every other model is scored; empty or failed predictions get the worst-case
+scores of :func:`recon_cli.metrics.worst_scores` and are counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from recon_cli.data.categories import SYNSETS
+from recon_cli.errors import ConfigError, DatasetError, InputError, ReconError
+from recon_cli.io.atomic import atomic_write_text
+from recon_cli.metrics import (
+    CHAMFER_SCALE, FSCORE_THRESHOLDS, METRIC_KEYS, N_SURFACE_SAMPLES, WORST_DISTANCE, Scores,
+    mean_scores, model_seed, score_mesh, worst_scores,
+)
+
+if TYPE_CHECKING:
+    import trimesh
+
+    from recon_cli.runtime.base import Backend
+
+OBJECTS_FILE = "objects.csv"
+SUMMARY_FILE = "summary.json"
+RUN_FILE = "run.json"
+MESHES_DIR = "meshes"
+MESH_SUFFIXES: tuple[str, ...] = (".off", ".obj", ".ply", ".stl")
+STATUSES: tuple[str, ...] = ("ok", "empty", "failed")
+SUMMARY_FORMAT = 1
+
+_SHARD_RE = re.compile(r"^shard-(\d+)-of-(\d+)$")
+_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+Key = tuple[str, str]  # (synset, model)
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """What to evaluate and how (shared by every producer)."""
+
+    split: str = "test"
+    categories: tuple[str, ...] | None = None  # synset ids or names; None = all of the dataset
+    limit: int | None = None                   # first N models of each category (split order)
+    shard: tuple[int, int] = (0, 1)            # (index, count)
+    seed: int = 0                              # base of the per-model surface-sampling seeds
+    n_samples: int = N_SURFACE_SAMPLES         # surface samples on each predicted mesh
+    batch_size: int = 8
+
+
+@dataclass(frozen=True)
+class ObjectResult:
+    """Scores of one model; ``status`` is ok, empty (no surface) or failed (no mesh / error)."""
+
+    synset: str
+    model: str
+    status: str
+    scores: Scores
+    error: str = ""
+    n_faces: int = 0
+    seconds: float = 0.0
+    retrieved: str = ""  # retrieval baseline: "<synset>/<model>" of the returned training shape
+
+    @property
+    def key(self) -> Key:
+        return (self.synset, self.model)
+
+
+@dataclass
+class EvalRun:
+    """What a run produced: all results of its folder (resumed ones included) and the summary."""
+
+    results: list[ObjectResult]
+    summary: dict[str, Any]
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
+    resumed: int = 0
+    folder: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+#: on_progress(done, total, result): called once with (0, total, None), then per model.
+ProgressFn = Callable[[int, int, "ObjectResult | None"], None]
+
+
+# --------------------------------------------------------------------------- model lists
+
+
+def _check_id(text: str, what: str, root: Path) -> str:
+    if not _ID_RE.match(text) or ".." in text:
+        raise DatasetError(f"unsafe {what} id {text!r} in a split file", path=root)
+    return text
+
+
+def category_names(root: str | Path) -> dict[str, str]:
+    """synset -> short display name (metadata.yaml, else the standard names)."""
+    from recon_cli.data.layout import read_metadata, short_name
+
+    names = {synset: short_name(entry) for synset, entry in read_metadata(root).items()}
+    return {s: (n if n and n != "n/a" else SYNSETS.get(s, s)) for s, n in names.items()}
+
+
+def order_key(synset: str) -> tuple[int, str]:
+    """Standard table order: the 13 categories first, then others by synset id."""
+    order = list(SYNSETS)
+    return (order.index(synset), synset) if synset in SYNSETS else (len(order), synset)
+
+
+def list_models(root: str | Path, options: EvalOptions) -> list[Key]:
+    """(synset, model) of the split in standard category order, ``limit`` per category (all shards)."""
+    from recon_cli.data.layout import SPLITS, read_metadata, read_split, resolve_categories
+
+    root = Path(root)
+    if options.split not in SPLITS:
+        raise InputError(f"unknown split {options.split!r}; valid: {', '.join(SPLITS)}")
+    synsets = resolve_categories(read_metadata(root), options.categories)
+    models: list[Key] = []
+    for synset in sorted(synsets, key=order_key):
+        ids = read_split(root, _check_id(synset, "synset", root), options.split)
+        if options.limit is not None:
+            ids = ids[: options.limit]
+        models += [(synset, _check_id(m, "model", root)) for m in ids]
+    if not models:
+        raise DatasetError(f"no models in split {options.split!r} for the chosen categories", path=root)
+    return models
+
+
+def shard_batches(keys: Sequence[Key], options: EvalOptions) -> list[list[Key]]:
+    """This shard's batches: the model list is cut into batches of ``batch_size`` and batch k
+    belongs to shard k % n. Every batch has the same members in a sharded and an unsharded run,
+    so batched reconstruction (whose stage-2 sampling draws from one seeded generator per
+    batch) gives identical meshes either way."""
+    index, count = options.shard
+    if count < 1 or not 0 <= index < count:
+        raise InputError(f"bad shard {index}/{count}: need 0 <= i < n")
+    size = max(1, options.batch_size)
+    batches = [list(keys[i:i + size]) for i in range(0, len(keys), size)]
+    return [b for k, b in enumerate(batches) if k % count == index]
+
+
+# --------------------------------------------------------------------------- ground truth
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """points.npz and pointcloud.npz of one model (float32, occupancy bool)."""
+
+    occ_points: np.ndarray  # (K, 3)
+    occ: np.ndarray         # (K,)
+    points: np.ndarray      # (M, 3)
+    normals: np.ndarray     # (M, 3)
+
+
+def load_ground_truth(model_dir: Path) -> GroundTruth:
+    """Read a model's evaluation files (DatasetError naming the file on problems)."""
+    from recon_cli.data.shapenet import load_occupancy, load_pointcloud
+
+    occ_points, occ = load_occupancy(model_dir)
+    points, normals = load_pointcloud(model_dir)
+    return GroundTruth(occ_points, occ, points, normals)
+
+
+def score_prediction(
+    mesh: trimesh.Trimesh | None, gt: GroundTruth, key: Key, options: EvalOptions, *, error: str = "",
+) -> ObjectResult:
+    """Score ``mesh`` (None = failed, with ``error``) against ``gt``."""
+    start = time.perf_counter()
+    if mesh is None:
+        return ObjectResult(*key, "failed", worst_scores(), error=error or "no mesh")
+    scores, empty = score_mesh(
+        mesh, occ_points=gt.occ_points, occ=gt.occ, gt_points=gt.points, gt_normals=gt.normals,
+        seed=model_seed(*key, options.seed), n_samples=options.n_samples,
+    )
+    return ObjectResult(*key, "empty" if empty else "ok", scores, error=error, n_faces=len(mesh.faces),
+                        seconds=time.perf_counter() - start)
+
+
+# --------------------------------------------------------------------------- results store
+
+
+def run_folder(out_dir: str | Path, shard: tuple[int, int]) -> Path:
+    """``out`` for an unsharded run, ``out/shard-I-of-N`` otherwise."""
+    index, count = shard
+    return Path(out_dir) if count == 1 else Path(out_dir) / f"shard-{index}-of-{count}"
+
+
+CSV_FIELDS: tuple[str, ...] = ("synset", "model", "status", *METRIC_KEYS, "n_faces", "seconds", "retrieved", "error")
+
+
+def results_to_csv(results: Sequence[ObjectResult]) -> str:
+    """CSV text (floats written with full precision, so a merge reproduces them exactly)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for r in results:
+        s = r.scores.as_dict()
+        writer.writerow([r.synset, r.model, r.status, *(repr(s[k]) for k in METRIC_KEYS), r.n_faces,
+                         f"{r.seconds:.4f}", r.retrieved, r.error])
+    return buf.getvalue()
+
+
+def read_results(path: Path) -> list[ObjectResult]:
+    """Rows of an objects.csv (DatasetError naming it when malformed)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        out = []
+        for row in rows:
+            scores = Scores(**{k: float(row[k]) for k in METRIC_KEYS})
+            if row["status"] not in STATUSES:
+                raise ValueError(f"bad status {row['status']!r}")
+            out.append(ObjectResult(row["synset"], row["model"], row["status"], scores, error=row["error"],
+                                    n_faces=int(row["n_faces"]), seconds=float(row["seconds"]),
+                                    retrieved=row["retrieved"]))
+        return out
+    except (OSError, KeyError, ValueError, TypeError, csv.Error) as exc:
+        raise DatasetError(f"cannot read results ({type(exc).__name__}: {exc})", path=path) from exc
+
+
+def sort_results(results: Sequence[ObjectResult]) -> list[ObjectResult]:
+    """Canonical order (category order, then model id): identical sums whatever the run order."""
+    return sorted(results, key=lambda r: (order_key(r.synset), r.model))
+
+
+class ResultStore:
+    """objects.csv of one run folder: loads earlier rows, rewrites atomically on flush."""
+
+    def __init__(self, folder: Path, settings: dict[str, Any]) -> None:
+        self.folder = folder
+        self.path = folder / OBJECTS_FILE
+        self.rows: dict[Key, ObjectResult] = {}
+        _check_settings(folder, settings)
+        if self.path.is_file():
+            for r in read_results(self.path):
+                self.rows[r.key] = r
+        self.resumed = len(self.rows)
+
+    def add(self, results: Sequence[ObjectResult]) -> None:
+        for r in results:
+            self.rows[r.key] = r
+        self.flush()
+
+    def flush(self) -> None:
+        atomic_write_text(self.path, results_to_csv(sort_results(list(self.rows.values()))))
+
+
+#: settings that must match for a rerun to resume (or shards to merge).
+PROTOCOL_KEYS: tuple[str, ...] = ("mode", "split", "seed", "n_samples", "producer")
+
+
+def _check_settings(folder: Path, settings: dict[str, Any]) -> None:
+    path = folder / RUN_FILE
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"cannot read run settings ({exc})", path=path) from exc
+        diff = [k for k in PROTOCOL_KEYS if old.get(k) != settings.get(k)]
+        if diff:
+            detail = ", ".join(f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in diff)
+            raise ConfigError(f"this folder holds results of a different evaluation ({detail}); use another --out",
+                              path=folder)
+    atomic_write_text(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def _scores_doc(scores: Scores | None) -> dict[str, float | None]:
+    return {k: (None if scores is None else getattr(scores, k)) for k in METRIC_KEYS}
+
+
+def summarize(results: Sequence[ObjectResult], *, names: dict[str, str] | None = None,
+              settings: dict[str, Any] | None = None, skipped: Sequence[tuple[str, str, str]] = ()) -> dict[str, Any]:
+    """The JSON summary: per-category means, class mean (unweighted over categories), object mean.
+
+    Metric values are raw (Chamfer-L1, accuracy and completeness are *not* multiplied by 10 here).
+    """
+    names = names or {}
+    results = sort_results(results)
+    by_cat: dict[str, list[ObjectResult]] = {}
+    for r in results:
+        by_cat.setdefault(r.synset, []).append(r)
+    categories = []
+    for synset, rows in by_cat.items():
+        cat_mean = mean_scores([r.scores for r in rows])
+        categories.append({
+            "synset": synset, "name": names.get(synset, SYNSETS.get(synset, synset)), "n": len(rows),
+            "failed": sum(r.status != "ok" for r in rows), "empty": sum(r.status == "empty" for r in rows),
+            **_scores_doc(cat_mean),
+        })
+    class_mean = mean_scores([Scores(**{k: c[k] for k in METRIC_KEYS}) for c in categories])
+    return {
+        "format_version": SUMMARY_FORMAT,
+        "settings": settings or {},
+        "metrics": list(METRIC_KEYS),
+        "fscore_thresholds": list(FSCORE_THRESHOLDS),
+        "worst_distance": WORST_DISTANCE,
+        "chamfer_scale": CHAMFER_SCALE,
+        "categories": categories,
+        "class_mean": {"n": len(categories), **_scores_doc(class_mean)},
+        "object_mean": {"n": len(results), "failed": sum(r.status != "ok" for r in results),
+                        "empty": sum(r.status == "empty" for r in results),
+                        **_scores_doc(mean_scores([r.scores for r in results]))},
+        "skipped": [{"synset": s, "model": m, "reason": why} for s, m, why in skipped],
+    }
+
+
+def _finish(root: Path, store: ResultStore | None, results: list[ObjectResult], settings: dict[str, Any],
+            skipped: list[tuple[str, str, str]], resumed: int) -> EvalRun:
+    summary = summarize(results, names=category_names(root), settings=settings, skipped=skipped)
+    if store is not None:
+        atomic_write_text(store.folder / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    return EvalRun(sort_results(results), summary, skipped, resumed, None if store is None else store.folder)
+
+
+# --------------------------------------------------------------------------- the shared loop
+
+
+Producer = Callable[[list[Key]], list["trimesh.Trimesh | None | ReconError | str"]]
+
+
+def _run(root: Path, keys: list[Key], produce: Producer, options: EvalOptions, settings: dict[str, Any], *,
+         out_dir: Path | None, save_meshes: bool, on_progress: ProgressFn | None,
+         score: Callable[[Any, GroundTruth, Key], ObjectResult] | None = None) -> EvalRun:
+    """Score this shard's models that are not already in the store, one batch at a time."""
+    store = ResultStore(run_folder(out_dir, options.shard), settings) if out_dir is not None else None
+    done = dict(store.rows) if store is not None else {}
+    batches = shard_batches(keys, options)
+    total = sum(len(b) for b in batches)
+    results = [done[k] for b in batches for k in b if k in done]
+    resumed = len(results)
+    skipped: list[tuple[str, str, str]] = []
+    if on_progress:
+        on_progress(len(results), total, None)
+    scorer = score or (lambda pred, gt, key: _score_any(pred, gt, key, options))
+    for members in batches:
+        batch, truths = [], []
+        for key in members:
+            if key in done:
+                continue
+            try:
+                truths.append(load_ground_truth(root / key[0] / key[1]))
+                batch.append(key)
+            except DatasetError as exc:
+                skipped.append((*key, str(exc)))
+                if on_progress:
+                    on_progress(len(results) + len(skipped), total, None)
+        if not batch:
+            continue
+        new = []
+        for key, gt, pred in zip(batch, truths, produce(batch)):
+            result = scorer(pred, gt, key)
+            if save_meshes and out_dir is not None and result.status != "failed":
+                _save_prediction(out_dir, key, pred)
+            new.append(result)
+            results.append(result)
+            if on_progress:
+                on_progress(len(results) + len(skipped), total, result)
+        if store is not None:
+            store.add(new)
+    return _finish(root, store, results, settings, skipped, resumed)
+
+
+def _score_any(pred: Any, gt: GroundTruth, key: Key, options: EvalOptions) -> ObjectResult:
+    if isinstance(pred, ReconError):
+        return score_prediction(None, gt, key, options, error=str(pred))
+    if isinstance(pred, str):
+        return score_prediction(None, gt, key, options, error=pred)
+    return score_prediction(pred, gt, key, options)
+
+
+def _save_prediction(out_dir: Path, key: Key, mesh: Any) -> None:
+    import trimesh
+
+    from recon_cli.io.mesh import save_mesh
+
+    if isinstance(mesh, trimesh.Trimesh):
+        save_mesh(mesh, Path(out_dir) / MESHES_DIR / key[0] / f"{key[1]}.off")
+
+
+# --------------------------------------------------------------------------- producers
+
+
+def evaluate_model(
+    root: str | Path, backend: Backend, *, options: EvalOptions = EvalOptions(), extract: Any = None,
+    stages: str = "auto", out_dir: str | Path | None = None, describe: dict[str, Any] | None = None,
+    on_progress: ProgressFn | None = None,
+) -> EvalRun:
+    """Reconstruct each model of the split from view 0 (batched) and score it.
+
+    ``extract`` is a :class:`recon_cli.pipeline.ExtractOptions` (default: its defaults);
+    ``describe`` adds fields (weights, quality...) to the recorded settings. With
+    ``out_dir`` the meshes are kept under ``out_dir/meshes/<synset>/<model>.off``.
+    """
+    from recon_cli.data.shapenet import load_view
+    from recon_cli.pipeline import ExtractOptions, Reconstructor
+
+    root = Path(root)
+    keys = list_models(root, options)
+    if not backend.has_stage1:
+        raise ConfigError("evaluation from images needs a model with an image encoder (stage 1)")
+    extract = extract or ExtractOptions()
+    rec = Reconstructor(backend, options=extract, stages=stages, seed=options.seed)
+    settings = _settings("model", options, {"stages": stages, "threshold": extract.threshold,
+                                            "resolution0": extract.resolution0,
+                                            "upsampling_steps": extract.upsampling_steps, **(describe or {})})
+
+    def produce(batch: list[Key]) -> list[Any]:
+        import torch
+
+        images, ok = [], []
+        out: list[Any] = [None] * len(batch)
+        for i, key in enumerate(batch):
+            try:
+                images.append(load_view(root / key[0] / key[1], 0, size=backend.image_size))
+                ok.append(i)
+            except ReconError as exc:
+                out[i] = exc
+        if images:
+            for i, mesh in zip(ok, _reconstruct(rec, torch.stack(images))):
+                out[i] = mesh
+        return out
+
+    return _run(root, keys, produce, options, settings, out_dir=None if out_dir is None else Path(out_dir),
+                save_meshes=True, on_progress=on_progress)
+
+
+def _reconstruct(rec: Any, images: Any) -> list[Any]:
+    """Batched reconstruction; if the batch fails, retry one by one so one bad input fails alone."""
+    try:
+        return [r.mesh for r in rec.reconstruct_images(images)]
+    except Exception:  # noqa: BLE001 - a per-object failure must not stop the run
+        if len(images) == 1:
+            raise
+    out: list[Any] = []
+    for i in range(len(images)):
+        try:
+            out.append(rec.reconstruct_images(images[i:i + 1])[0].mesh)
+        except Exception as exc:  # noqa: BLE001
+            out.append(f"reconstruction failed ({type(exc).__name__}: {exc})".splitlines()[0])
+    return out
+
+
+def find_mesh(meshes_dir: Path, key: Key) -> Path | None:
+    """``meshes_dir/<synset>/<model>.<suffix>`` for the first suffix of MESH_SUFFIXES that exists."""
+    for suffix in MESH_SUFFIXES:
+        path = meshes_dir / key[0] / f"{key[1]}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def evaluate_meshes(
+    root: str | Path, meshes_dir: str | Path, *, options: EvalOptions = EvalOptions(),
+    out_dir: str | Path | None = None, on_progress: ProgressFn | None = None,
+) -> EvalRun:
+    """Score meshes made by any tool (in the normalised frame of the dataset), one per model of the split.
+
+    A missing or unreadable mesh counts as failed; a file without triangles as empty.
+    """
+    from recon_cli.io.mesh import load_mesh
+
+    root, meshes_dir = Path(root), Path(meshes_dir)
+    if not meshes_dir.is_dir():
+        raise InputError("meshes folder does not exist", path=meshes_dir)
+    keys = list_models(root, options)
+    settings = _settings("meshes", options, {"meshes": str(meshes_dir)})
+
+    def produce(batch: list[Key]) -> list[Any]:
+        out: list[Any] = []
+        for key in batch:
+            path = find_mesh(meshes_dir, key)
+            if path is None:
+                out.append(f"no mesh {key[0]}/{key[1]}.{{{','.join(s[1:] for s in MESH_SUFFIXES)}}}")
+                continue
+            try:
+                out.append(load_mesh(path))
+            except InputError as exc:
+                out.append(_empty_mesh() if exc.message == "file holds no triangles" else exc)
+        return out
+
+    return _run(root, keys, produce, options, settings, out_dir=None if out_dir is None else Path(out_dir),
+                save_meshes=False, on_progress=on_progress)
+
+
+def _empty_mesh() -> trimesh.Trimesh:
+    """Stand-in for a mesh file without triangles (scored as empty, not failed)."""
+    import trimesh
+
+    return trimesh.Trimesh()
+
+
+def _settings(mode: str, options: EvalOptions, extra: dict[str, Any]) -> dict[str, Any]:
+    cats = None if options.categories is None else list(options.categories)
+    producer = extra.get("weights") or extra.get("meshes") or ""
+    return {"mode": mode, "split": options.split, "seed": options.seed, "n_samples": options.n_samples,
+            "categories": cats, "limit": options.limit, "shard": f"{options.shard[0]}/{options.shard[1]}",
+            "producer": Path(str(producer)).name, **extra}
+
+
+def evaluate_retrieval(
+    root: str | Path, backend: Backend, *, options: EvalOptions = EvalOptions(), out_dir: str | Path | None = None,
+    describe: dict[str, Any] | None = None, on_progress: ProgressFn | None = None,
+    on_index: Callable[[int, int], None] | None = None,
+) -> EvalRun:
+    """Retrieval baseline: the training shape whose view-0 embedding is nearest (see :mod:`recon_cli.retrieval`)."""
+    from recon_cli.retrieval import build_index, embed_views, score_retrieved
+
+    root = Path(root)
+    keys = list_models(root, options)
+    if not backend.has_stage1:
+        raise ConfigError("the retrieval baseline needs a model with an image encoder (stage 1)")
+    train_opts = replace(options, split="train", limit=None, shard=(0, 1))
+    index = build_index(root, list_models(root, train_opts), backend, batch_size=options.batch_size,
+                        on_progress=on_index)
+    settings = _settings("retrieval", options, {"train_models": len(index.keys), **(describe or {})})
+
+    def produce(batch: list[Key]) -> list[Any]:
+        codes, failed = embed_views(root, batch, backend)
+        out: list[Any] = []
+        for i, key in enumerate(batch):
+            out.append(failed[i] if i in failed else index.nearest(codes[i]))
+        return out
+
+    def score(pred: Any, gt: GroundTruth, key: Key) -> ObjectResult:
+        if isinstance(pred, (str, ReconError)):
+            return score_prediction(None, gt, key, options, error=str(pred))
+        return score_retrieved(root, pred, gt, key)
+
+    return _run(root, keys, produce, options, settings, out_dir=None if out_dir is None else Path(out_dir),
+                save_meshes=False, on_progress=on_progress, score=score)
+
+
+# --------------------------------------------------------------------------- merge
+
+
+def shard_folders(folder: Path) -> list[Path]:
+    """``folder/shard-I-of-N`` sub-folders holding an objects.csv, in shard order."""
+    found = []
+    if folder.is_dir():
+        for p in folder.iterdir():
+            m = _SHARD_RE.match(p.name)
+            if m and (p / OBJECTS_FILE).is_file():
+                found.append((int(m.group(2)), int(m.group(1)), p))
+    return [p for _, _, p in sorted(found)]
+
+
+def merge_results(sources: Sequence[str | Path], *, out_dir: str | Path | None = None,
+                  root: str | Path | None = None) -> EvalRun:
+    """Combine the objects.csv of ``sources`` (result folders, or folders of shard-I-of-N folders).
+
+    The first occurrence of a model wins. Writes objects.csv, run.json and summary.json to ``out_dir``
+    when given. ``root`` (the dataset) only supplies category names.
+    """
+    folders: list[Path] = []
+    for src in map(Path, sources):
+        if not src.is_dir():
+            raise InputError("no such results folder", path=src)
+        subs = shard_folders(src)
+        # a folder's own objects.csv counts unless it is the merge target of its shards
+        own_counts = not subs or out_dir is None or src.resolve() != Path(out_dir).resolve()
+        own = [src] if (src / OBJECTS_FILE).is_file() and own_counts else []
+        if not own and not subs:
+            raise InputError(f"no {OBJECTS_FILE} here or in shard-I-of-N sub-folders", path=src)
+        folders += own + subs
+    rows: dict[Key, ObjectResult] = {}
+    skipped: list[tuple[str, str, str]] = []
+    settings: dict[str, Any] | None = None
+    notes: list[str] = []
+    seen_shards: dict[int, set[int]] = {}
+    for folder in folders:
+        run = _read_settings(folder)
+        if settings is None:
+            settings = run
+        elif any(run.get(k) != settings.get(k) for k in PROTOCOL_KEYS):
+            raise ConfigError("results were made with different settings; cannot merge", path=folder)
+        m = _SHARD_RE.match(folder.name)
+        if m:
+            seen_shards.setdefault(int(m.group(2)), set()).add(int(m.group(1)))
+        for r in read_results(folder / OBJECTS_FILE):
+            rows.setdefault(r.key, r)
+        skipped += _read_skipped(folder)
+    for count, got in sorted(seen_shards.items()):
+        missing = sorted(set(range(count)) - got)
+        if missing:
+            notes.append(f"missing shard(s) {', '.join(str(i) for i in missing)} of {count}")
+    settings = dict(settings or {})
+    settings.pop("shard", None)
+    results = sort_results(list(rows.values()))
+    names = category_names(root) if root is not None else {}
+    skipped = sorted({s for s in skipped if s[:2] not in rows})
+    summary = summarize(results, names=names, settings=settings, skipped=skipped)
+    if out_dir is not None:
+        out = Path(out_dir)
+        atomic_write_text(out / RUN_FILE, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(out / OBJECTS_FILE, results_to_csv(results))
+        atomic_write_text(out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    return EvalRun(results, summary, skipped, 0, None if out_dir is None else Path(out_dir), notes)
+
+
+def _read_settings(folder: Path) -> dict[str, Any]:
+    path = folder / RUN_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as exc:
+        raise DatasetError(f"cannot read run settings ({exc})", path=path) from exc
+
+
+def _read_skipped(folder: Path) -> list[tuple[str, str, str]]:
+    path = folder / SUMMARY_FILE
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        return [(str(d["synset"]), str(d["model"]), str(d["reason"])) for d in doc.get("skipped", [])]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return []
