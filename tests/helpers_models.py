@@ -14,16 +14,25 @@ from recon_cli.models.decoder import Decoder
 BLOB_RADIUS = 0.3
 
 
-def make_blob_decoder(decoder: Decoder, radius: float = BLOB_RADIUS, sharpness: float = 40.0) -> None:
-    """Set ``decoder`` weights so its logits are ``sharpness * (radius**2 - |p|**2)``-like (a sphere).
+def _blob_directions() -> torch.Tensor:
+    """Unit directions: the 3 axes and the 4 cube diagonals (7, 3)."""
+    axes = torch.eye(3)
+    diag = torch.tensor([[1.0, 1, 1], [1, 1, -1], [1, -1, 1], [-1, 1, 1]]) / 3**0.5
+    return torch.cat([axes, diag])
 
-    The first hidden units carry x, y, z; ResNet blocks add (relu(x) ** 2-free) piecewise-linear
-    terms |x| = relu(x) + relu(-x) so the field is ``radius - |p|_1``-shaped: positive near the
-    centre, negative outside, independent of the code.
+
+def make_blob_decoder(decoder: Decoder, radius: float = BLOB_RADIUS, sharpness: float = 40.0) -> None:
+    """Set ``decoder`` weights so that it predicts a closed, roughly round blob for any code.
+
+    Hidden units carry ``relu(+n.p)`` and ``relu(-n.p)`` for 7 directions n (needs hidden >= 14;
+    with fewer units only the 3 axes are used, giving an octahedron); CBN layers become
+    identities and the output is ``sharpness * (radius - sum_n |n.p| / k)`` with k chosen so
+    the surface crosses the axes at ``radius``.
     """
     h = decoder.fc_p.out_features
     if h < 6:
         raise ValueError("blob decoder needs hidden >= 6")
+    dirs = _blob_directions() if h >= 14 else torch.eye(3)
     with torch.no_grad():
         for p in decoder.parameters():
             p.zero_()
@@ -31,17 +40,14 @@ def make_blob_decoder(decoder: Decoder, radius: float = BLOB_RADIUS, sharpness: 
             if isinstance(m, torch.nn.BatchNorm1d):
                 m.running_mean.zero_()
                 m.running_var.fill_(1.0 - m.eps)
-        # hidden units 0..5 = +x, -x, +y, -y, +z, -z
-        for axis in range(3):
-            decoder.fc_p.weight[2 * axis, axis] = 1.0
-            decoder.fc_p.weight[2 * axis + 1, axis] = -1.0
-        for block in decoder.blocks:
-            for bn in (block.bn_0, block.bn_1):
-                bn.conv_gamma.bias.fill_(1.0)
-        decoder.bn.conv_gamma.bias.fill_(1.0)
-        # relu(+x) + relu(-x) = |x|; logit = sharpness * (radius - |x| - |y| - |z|) * scale
-        decoder.fc_out.weight[0, :6] = -sharpness
-        decoder.fc_out.bias.fill_(sharpness * radius * 1.5)
+        for cbn in [decoder.bn] + [bn for block in decoder.blocks for bn in (block.bn_0, block.bn_1)]:
+            cbn.conv_gamma.bias.fill_(1.0)
+        for i, n in enumerate(dirs):
+            decoder.fc_p.weight[2 * i] = n
+            decoder.fc_p.weight[2 * i + 1] = -n
+        k = float(dirs[:, 0].abs().sum())  # sum_n |n . e_x|
+        decoder.fc_out.weight[0, : 2 * len(dirs)] = -sharpness / k
+        decoder.fc_out.bias.fill_(sharpness * radius)
 
 
 def make_checkpoint(
@@ -50,7 +56,7 @@ def make_checkpoint(
     """Write a random-weight checkpoint of model ``name`` to ``path`` and return the path.
 
     ``small`` uses tiny widths (fast tests); ``nonempty`` overwrites the decoders so the
-    model yields a closed blob (an octahedron-like shape of radius ~0.45) for any input.
+    model yields a closed, roughly round blob of radius ~BLOB_RADIUS for any input.
     """
     torch.manual_seed(seed)
     cfg = small_model_config(name) if small else default_model_config(name)

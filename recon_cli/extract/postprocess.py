@@ -43,9 +43,13 @@ def simplify(mesh: trimesh.Trimesh, face_count: int) -> trimesh.Trimesh:
     """Quadric decimation (fast_simplification via trimesh) down to about ``face_count`` faces."""
     if face_count < 4:
         raise ValueError(f"face_count must be at least 4, got {face_count}")
-    if len(mesh.faces) <= face_count:
-        return mesh
-    return mesh.simplify_quadric_decimation(face_count=face_count)
+    # fast_simplification sometimes stalls above the target on flat, sharp-edged meshes;
+    # a further pass on its output usually gets there.
+    for _ in range(3):
+        if len(mesh.faces) <= face_count:
+            break
+        mesh = mesh.simplify_quadric_decimation(face_count=face_count)
+    return mesh
 
 
 def vertex_normals(mesh: trimesh.Trimesh) -> np.ndarray:

@@ -1,0 +1,138 @@
+"""Reconstructor end to end on tiny random models; options; input point sampling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from helpers_models import BLOB_RADIUS, make_checkpoint
+from recon_cli.errors import InputError
+from recon_cli.pipeline import (
+    QUALITY_PRESETS,
+    ExtractOptions,
+    Reconstruction,
+    Reconstructor,
+    farthest_point_sampling,
+    sample_input_points,
+)
+from recon_cli.runtime.base import Backend
+from recon_cli.runtime.torch_backend import TorchBackend
+
+FAST = ExtractOptions(resolution0=16, upsampling_steps=1)
+
+
+@pytest.fixture(scope="module")
+def blob_backend(tmp_path_factory: pytest.TempPathFactory) -> TorchBackend:
+    path = make_checkpoint(tmp_path_factory.mktemp("ck") / "blob.pt", "doccnet", nonempty=True)
+    return TorchBackend.from_checkpoint(path)
+
+
+def test_backend_protocol(blob_backend: TorchBackend) -> None:
+    assert isinstance(blob_backend, Backend)
+    assert blob_backend.has_stage1 and blob_backend.has_stage2
+    assert blob_backend.image_size == 64 and blob_backend.n_input_points == 300
+
+
+def test_doccnet_blob_end_to_end(blob_backend: TorchBackend) -> None:
+    recs = Reconstructor(blob_backend, options=FAST).reconstruct_images(torch.rand(2, 3, 64, 64))
+    assert len(recs) == 2
+    for rec in recs:
+        assert isinstance(rec, Reconstruction)
+        assert rec.mesh.is_watertight and len(rec.mesh.faces) > 100
+        assert rec.stage1_mesh is not None and rec.stage1_mesh.is_watertight
+        assert rec.points.shape == (300, 3)
+        radii = np.linalg.norm(rec.mesh.vertices, axis=1)
+        assert BLOB_RADIUS - 0.05 < radii.min() and radii.max() < BLOB_RADIUS + 0.1
+        assert set(rec.timings) == {"encode", "stage1", "sample", "stage2"}
+        assert rec.seconds > 0 and rec.n_evaluated > 17**3 * 2
+
+
+def test_stage1_only_and_simplify(blob_backend: TorchBackend) -> None:
+    opts = ExtractOptions(resolution0=16, upsampling_steps=1, simplify_faces=200)
+    (rec,) = Reconstructor(blob_backend, options=opts, stages="1").reconstruct_images(torch.rand(1, 3, 64, 64))
+    assert rec.stage1_mesh is None and rec.points is None
+    assert 0 < len(rec.mesh.faces) <= 200
+
+
+def test_reconstruct_points(blob_backend: TorchBackend) -> None:
+    rng = np.random.default_rng(0)
+    clouds = [rng.uniform(-0.3, 0.3, (1000, 3)), rng.uniform(-0.3, 0.3, (50, 3))]
+    recs = Reconstructor(blob_backend, options=FAST).reconstruct_points(clouds)
+    assert [r.points.shape for r in recs] == [(300, 3), (300, 3)]
+    assert all(r.mesh.is_watertight for r in recs)
+    with pytest.raises(InputError, match="empty"):
+        Reconstructor(blob_backend, options=FAST).reconstruct_points([np.zeros((0, 3))])
+
+
+@pytest.mark.parametrize("name", ["onet", "onet-pcl", "doccnet"])
+def test_random_models_never_raise(tmp_path: Path, name: str) -> None:
+    backend = TorchBackend.from_checkpoint(make_checkpoint(tmp_path / "r.pt", name, seed=3))
+    rec = Reconstructor(backend, options=ExtractOptions(resolution0=8, upsampling_steps=1))
+    outs = rec.reconstruct_images(torch.rand(2, 3, 64, 64)) if name != "onet-pcl" else rec.reconstruct_points(
+        [np.random.default_rng(0).uniform(-0.5, 0.5, (300, 3))]
+    )
+    for out in outs:
+        assert isinstance(out.mesh, trimesh.Trimesh)
+        assert len(out.mesh.faces) == 0 or out.mesh.is_watertight
+
+
+def test_empty_stage1_gives_empty_reconstruction(tmp_path: Path) -> None:
+    backend = TorchBackend.from_checkpoint(make_checkpoint(tmp_path / "e.pt", "doccnet", nonempty=True))
+    with torch.no_grad():
+        backend.model.stage1.decoder.fc_out.bias.fill_(-100.0)  # nothing is inside
+    (rec,) = Reconstructor(backend, options=FAST).reconstruct_images(torch.rand(1, 3, 64, 64))
+    assert rec.empty and len(rec.mesh.faces) == 0 and len(rec.stage1_mesh.faces) == 0
+    assert rec.points is None and rec.n_evaluated == 17**3
+
+
+def test_wrong_inputs_for_model(tmp_path: Path) -> None:
+    onet = TorchBackend.from_checkpoint(make_checkpoint(tmp_path / "o.pt", "onet"))
+    pcl = TorchBackend.from_checkpoint(make_checkpoint(tmp_path / "p.pt", "onet-pcl"))
+    with pytest.raises(InputError, match="no point-cloud stage"):
+        Reconstructor(onet).reconstruct_points([np.zeros((10, 3))])
+    with pytest.raises(InputError, match="no image stage"):
+        Reconstructor(pcl).reconstruct_images(torch.rand(1, 3, 64, 64))
+    with pytest.raises(InputError, match="no point-cloud stage"):
+        Reconstructor(onet, stages="1+2", options=FAST).reconstruct_images(torch.rand(1, 3, 64, 64))
+    with pytest.raises(InputError, match="unknown stages"):
+        Reconstructor(onet, stages="3")
+
+
+def test_options_validation_and_presets() -> None:
+    assert QUALITY_PRESETS == {"draft": (32, 1), "standard": (32, 2), "high": (32, 3)}
+    assert ExtractOptions().level == pytest.approx(np.log(0.25))
+    for bad in ({"threshold": 0.0}, {"threshold": 1.5}, {"mc_backend": "gpu"}, {"upsampling_steps": -1}, {"simplify_faces": 2}):
+        with pytest.raises(InputError):
+            ExtractOptions(**bad)
+
+
+def test_batched_matches_single(blob_backend: TorchBackend) -> None:
+    images = torch.rand(3, 3, 64, 64)
+    rec = Reconstructor(blob_backend, options=FAST, stages="1")
+    batched = rec.reconstruct_images(images)
+    single = rec.reconstruct_images(images[1:2])[0]
+    assert np.allclose(batched[1].mesh.vertices, single.mesh.vertices, atol=1e-6)
+    assert np.array_equal(batched[1].mesh.faces, single.mesh.faces)
+
+
+def test_sample_input_points() -> None:
+    mesh = trimesh.creation.icosphere(subdivisions=3, radius=0.4)
+    pts = sample_input_points(mesh, 300, np.random.default_rng(0))
+    assert pts.shape == (300, 3) and pts.dtype == np.float32
+    assert np.allclose(np.linalg.norm(pts, axis=1), 0.4, atol=5e-3)
+    again = sample_input_points(mesh, 300, np.random.default_rng(0))
+    assert np.array_equal(pts, again)  # seeded
+    # farthest-point sampling spreads points: min pairwise distance well above random sampling's
+    d = np.linalg.norm(pts[:, None] - pts[None], axis=-1) + np.eye(300)
+    assert d.min() > 0.03
+    assert sample_input_points(trimesh.Trimesh(), 300).shape == (0, 3)
+
+
+def test_farthest_point_sampling_small() -> None:
+    pts = np.array([[0.0, 0, 0], [1, 0, 0], [0.1, 0, 0], [0.5, 0, 0]])
+    idx = farthest_point_sampling(pts, 3, np.random.default_rng(1))
+    assert sorted(pts[idx, 0].tolist()) == [0.0, 0.5, 1.0]
