@@ -15,8 +15,9 @@ Design choices (documented in the README too):
   the same batches, at the cost of one data pass instead of two.
 * Optional third phase ``finetune_stage2_on_stage1`` (beyond the paper): stage 1
   is frozen, each training shape gets ``finetune.views`` stage-1 predictions
-  (dense ``finetune.resolution`` grid + marching cubes at the probability
-  ``threshold``, then ``n_input_points`` surface samples as at inference), cached
+  (MISE + marching cubes at the probability ``threshold`` on the
+  ``finetune.resolution0``/``upsampling_steps`` lattice, then ``n_input_points``
+  surface samples, exactly as at inference), cached
   in ``out_dir/finetune_cache.pt``, and stage 2 trains on those clouds.
 * Deterministic data order: the global batch of step ``s`` is a slice of the
   concatenated per-epoch permutations seeded by ``(seed, epoch)``; each item's
@@ -119,12 +120,15 @@ class FinetuneConfig:
     steps: int = 20_000
     lr: float | None = None  # None = optim.lr
     views: int = 2  # stage-1 predictions cached per training shape (evenly spaced views)
-    resolution: int = 32  # dense grid (resolution+1)^3 for the stage-1 surface
+    resolution0: int = 32  # MISE start resolution of the stage-1 meshes (as at inference)
+    upsampling_steps: int = 1  # MISE steps: 1 = the "draft" 65^3 lattice
     gt_fraction: float = 0.0  # share of each batch that keeps the ground-truth cloud
 
     def __post_init__(self) -> None:
         _positive(("finetune.steps", self.steps), ("finetune.views", self.views),
-                  ("finetune.resolution", self.resolution))
+                  ("finetune.resolution0", self.resolution0))
+        if not 0 <= self.upsampling_steps <= 5:
+            raise ValueError(f"finetune.upsampling_steps must be in 0..5, got {self.upsampling_steps}")
         if not 0.0 <= self.gt_fraction <= 1.0:
             raise ValueError(f"finetune.gt_fraction must be in [0, 1], got {self.gt_fraction}")
 
@@ -956,40 +960,37 @@ class Trainer:
     @torch.no_grad()
     def _predict_clouds(self, model: nn.Module, dataset: Any, indices: list[int], views: int, *,
                         first_view_only: bool = False) -> dict[str, Tensor]:
-        """Stage-1 surfaces -> ``n_input_points`` samples: clouds (M, V, P, 3), valid (M, V)."""
-        from recon_cli.data.shapenet import load_view
+        """Stage-1 meshes (MISE as at inference) -> ``n_input_points`` samples: clouds (M,V,P,3), valid (M,V)."""
+        from recon_cli.data.shapenet import count_views, load_view
+        from recon_cli.pipeline import ExtractOptions, Reconstructor, sample_input_points
+        from recon_cli.runtime.torch_backend import TorchBackend
 
-        cfg = self.config
-        model.eval()
+        cfg, ft = self.config, self.config.finetune
         p = cfg.model.n_input_points
         clouds = torch.zeros(len(indices), views, p, 3)
         valid = torch.zeros(len(indices), views, dtype=torch.bool)
         mine = list(range(len(indices)))[self.info.rank::self.info.world_size]
         size = cfg.model.image_encoder.image_size
-        bs = max(1, cfg.data.val_batch_size // 4)
-        grid = _grid_points(cfg.finetune.resolution).to(self.device)  # (G, 3)
+        options = ExtractOptions(resolution0=ft.resolution0, upsampling_steps=ft.upsampling_steps,
+                                 threshold=cfg.threshold)
+        recon = Reconstructor(TorchBackend(model, device=self.device), options=options, stages="1")
+        bs = max(1, cfg.data.val_batch_size // max(1, views))
         for start in range(0, len(mine), bs):
             rows = mine[start:start + bs]
             images, keys = [], []
             for r in rows:
                 model_dir = _model_dir(self.root, dataset, indices[r])
-                n_views = max(1, len(list((model_dir / "img_choy2016").glob("*.jpg"))))
+                n_views = max(1, count_views(model_dir))
                 for v in range(views):
                     view = 0 if first_view_only else (v * n_views) // views
                     images.append(load_view(model_dir, view, size=size))
                     keys.append((r, v))
-            image = torch.stack(images).to(self.device)  # (b, 3, S, S)
-            stage = model.stage(1)
-            with self._autocast():
-                c = stage.encode(image)
-            logits = torch.cat([
-                stage.decode(grid[None, i:i + 65536].expand(len(images), -1, -1), c).float()
-                for i in range(0, grid.shape[0], 65536)
-            ], dim=1).cpu()  # (b, G)
-            for k, (r, v) in enumerate(keys):
+            codes = recon.backend.encode_image(torch.stack(images).to(self.device))  # (b, c1)
+            meshes, _ = recon.extract(1, codes)
+            for (r, v), mesh in zip(keys, meshes):
                 rng = np.random.default_rng([cfg.seed, indices[r], v, 99])
-                pts = surface_cloud(logits[k].numpy(), cfg.finetune.resolution, cfg.threshold, p, rng)
-                if pts is not None:
+                pts = sample_input_points(mesh, p, rng)
+                if len(pts) == p:
                     clouds[r, v] = torch.from_numpy(pts)
                     valid[r, v] = True
             self.emit({"type": "cache", "done": min(len(mine), start + bs), "total": len(mine)})
@@ -1002,40 +1003,6 @@ class Trainer:
 def _model_dir(root: Path, dataset: Any, index: int) -> Path:
     synset, model_id = dataset.models[index][:2]
     return root / synset / model_id
-
-
-def _grid_points(resolution: int) -> Tensor:
-    """(R+1)^3 lattice points over [-0.55, 0.55]^3, x = 1.1 * (i / R - 0.5). -> (G, 3)"""
-    axis = 1.1 * (torch.arange(resolution + 1, dtype=torch.float32) / resolution - 0.5)
-    return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
-
-
-def surface_cloud(logits: np.ndarray, resolution: int, threshold: float, n: int,
-                  rng: np.random.Generator) -> np.ndarray | None:
-    """Marching cubes of a dense logit grid at ``threshold`` -> ``n`` surface samples (None if empty).
-
-    Uses :func:`recon_cli.pipeline.sample_input_points` (what inference feeds
-    stage 2) when available, otherwise area-weighted trimesh samples.
-    """
-    import mcubes
-    import trimesh
-
-    r1 = resolution + 1
-    level = math.log(threshold / (1 - threshold))
-    volume = np.pad(logits.reshape(r1, r1, r1).astype(np.float64), 1, constant_values=-1e6)
-    verts, faces = mcubes.marching_cubes(volume, level)
-    if len(faces) == 0:
-        return None
-    verts = 1.1 * ((verts - 1.0) / resolution - 0.5)
-    mesh = trimesh.Trimesh(verts, faces, process=False)
-    if mesh.area <= 0:
-        return None
-    try:
-        from recon_cli.pipeline import sample_input_points
-    except ImportError:
-        pts, _ = trimesh.sample.sample_surface(mesh, n, seed=int(rng.integers(2**31)))
-        return np.asarray(pts, dtype=np.float32)
-    return np.asarray(sample_input_points(mesh, n, rng), dtype=np.float32)
 
 
 def iou_per_object(logits: Tensor, occ: Tensor, threshold_logit: float) -> Tensor:
