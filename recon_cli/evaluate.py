@@ -88,6 +88,7 @@ class ObjectResult:
     n_faces: int = 0
     seconds: float = 0.0
     retrieved: str = ""  # retrieval baseline: "<synset>/<model>" of the returned training shape
+    recon_seconds: float = 0.0  # model mode: this object's share of its batch's reconstruction time
 
     @property
     def key(self) -> Key:
@@ -211,7 +212,9 @@ def run_folder(out_dir: str | Path, shard: tuple[int, int]) -> Path:
     return Path(out_dir) if count == 1 else Path(out_dir) / f"shard-{index}-of-{count}"
 
 
-CSV_FIELDS: tuple[str, ...] = ("synset", "model", "status", *METRIC_KEYS, "n_faces", "seconds", "retrieved", "error")
+CSV_FIELDS: tuple[str, ...] = (
+    "synset", "model", "status", *METRIC_KEYS, "n_faces", "seconds", "recon_seconds", "retrieved", "error",
+)
 
 
 def results_to_csv(results: Sequence[ObjectResult]) -> str:
@@ -222,7 +225,7 @@ def results_to_csv(results: Sequence[ObjectResult]) -> str:
     for r in results:
         s = r.scores.as_dict()
         writer.writerow([r.synset, r.model, r.status, *(repr(s[k]) for k in METRIC_KEYS), r.n_faces,
-                         f"{r.seconds:.4f}", r.retrieved, r.error])
+                         f"{r.seconds:.4f}", f"{r.recon_seconds:.4f}", r.retrieved, r.error])
     return buf.getvalue()
 
 
@@ -238,7 +241,7 @@ def read_results(path: Path) -> list[ObjectResult]:
                 raise ValueError(f"bad status {row['status']!r}")
             out.append(ObjectResult(row["synset"], row["model"], row["status"], scores, error=row["error"],
                                     n_faces=int(row["n_faces"]), seconds=float(row["seconds"]),
-                                    retrieved=row["retrieved"]))
+                                    recon_seconds=float(row["recon_seconds"]), retrieved=row["retrieved"]))
         return out
     except (OSError, KeyError, ValueError, TypeError, csv.Error) as exc:
         raise DatasetError(f"cannot read results ({type(exc).__name__}: {exc})", path=path) from exc
@@ -329,6 +332,10 @@ def summarize(results: Sequence[ObjectResult], *, names: dict[str, str] | None =
         "object_mean": {"n": len(results), "failed": sum(r.status != "ok" for r in results),
                         "empty": sum(r.status == "empty" for r in results),
                         **_scores_doc(mean_scores([r.scores for r in results]))},
+        "seconds_per_object": {
+            "scoring": float(np.mean([r.seconds for r in results])) if results else None,
+            "reconstruction": float(np.mean([r.recon_seconds for r in results])) if results else None,
+        },
         "skipped": [{"synset": s, "model": m, "reason": why} for s, m, why in skipped],
     }
 
@@ -390,6 +397,8 @@ def _run(root: Path, keys: list[Key], produce: Producer, options: EvalOptions, s
 
 
 def _score_any(pred: Any, gt: GroundTruth, key: Key, options: EvalOptions) -> ObjectResult:
+    if hasattr(pred, "mesh") and hasattr(pred, "seconds"):  # a pipeline Reconstruction
+        return replace(score_prediction(pred.mesh, gt, key, options), recon_seconds=float(pred.seconds))
     if isinstance(pred, ReconError):
         return score_prediction(None, gt, key, options, error=str(pred))
     if isinstance(pred, str):
@@ -402,6 +411,7 @@ def _save_prediction(out_dir: Path, key: Key, mesh: Any) -> None:
 
     from recon_cli.io.mesh import save_mesh
 
+    mesh = getattr(mesh, "mesh", mesh)
     if isinstance(mesh, trimesh.Trimesh):
         save_mesh(mesh, Path(out_dir) / MESHES_DIR / key[0] / f"{key[1]}.off")
 
@@ -454,19 +464,26 @@ def evaluate_model(
 
 
 def _reconstruct(rec: Any, images: Any) -> list[Any]:
-    """Batched reconstruction; if the batch fails, retry one by one so one bad input fails alone."""
+    """Batched reconstruction; if the batch fails, retry one by one so that one bad input fails alone
+    (its entry is then the error text, scored as failed)."""
     try:
-        return [r.mesh for r in rec.reconstruct_images(images)]
-    except Exception:  # noqa: BLE001 - a per-object failure must not stop the run
+        return list(rec.reconstruct_images(images))
+    except Exception as exc:  # noqa: BLE001 - a per-object failure must not stop the run
         if len(images) == 1:
-            raise
+            return [_failure(exc)]
     out: list[Any] = []
     for i in range(len(images)):
         try:
-            out.append(rec.reconstruct_images(images[i:i + 1])[0].mesh)
+            out.append(rec.reconstruct_images(images[i:i + 1])[0])
         except Exception as exc:  # noqa: BLE001
-            out.append(f"reconstruction failed ({type(exc).__name__}: {exc})".splitlines()[0])
+            out.append(_failure(exc))
     return out
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, ReconError):
+        return f"reconstruction failed: {exc}"
+    return f"reconstruction failed ({type(exc).__name__}: {exc})".splitlines()[0]
 
 
 def find_mesh(meshes_dir: Path, key: Key) -> Path | None:

@@ -211,6 +211,37 @@ def test_model_mode_end_to_end(dataset: Path, checkpoint: Path, tmp_path: Path) 
     assert "mean (class)" in result.stdout
 
 
+def test_a_failing_or_empty_reconstruction_is_counted(dataset: Path, checkpoint: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch that raises is retried one by one; the bad object fails alone, an empty mesh scores as empty."""
+    from recon_cli.evaluate import evaluate_model
+    from recon_cli.pipeline import QUALITY_PRESETS, ExtractOptions, Reconstructor
+    from recon_cli.runtime.torch_backend import TorchBackend
+
+    original = Reconstructor.reconstruct_images
+    calls: list[int] = []
+
+    def flaky(self: Reconstructor, images):  # noqa: ANN001, ANN202
+        calls.append(len(images))
+        if len(calls) in (1, 2):  # the whole batch, then its first object alone
+            raise RuntimeError("CUDA out of memory (simulated)")
+        out = original(self, images)
+        if len(calls) == 3:
+            out[0].mesh = trimesh.Trimesh()
+        return out
+
+    monkeypatch.setattr(Reconstructor, "reconstruct_images", flaky)
+    res0, steps = QUALITY_PRESETS["draft"]
+    run = evaluate_model(dataset, TorchBackend.from_checkpoint(checkpoint, device="cpu"),
+                         options=EvalOptions(categories=("chair",), batch_size=3, n_samples=20_000),
+                         extract=ExtractOptions(resolution0=res0, upsampling_steps=steps))
+    assert calls == [3, 1, 1, 1]
+    assert [r.status for r in run.results] == ["failed", "empty", "ok"]
+    assert "CUDA out of memory (simulated)" in run.results[0].error
+    assert run.summary["object_mean"]["failed"] == 2 and run.summary["object_mean"]["empty"] == 1
+    assert run.results[2].recon_seconds > 0
+
+
 def test_retrieval_baseline(dataset: Path, checkpoint: Path, tmp_path: Path) -> None:
     result = invoke("--data", dataset, "--weights", checkpoint, "--baseline", "retrieval", "--out", tmp_path / "r",
                     "--device", "cpu", *SAMPLES)
