@@ -53,6 +53,7 @@ OBJECTS_FILE = "objects.csv"
 SUMMARY_FILE = "summary.json"
 RUN_FILE = "run.json"
 MESHES_DIR = "meshes"
+RETRIEVAL_INDEX_FILE = "retrieval_index.npz"
 MESH_SUFFIXES: tuple[str, ...] = (".off", ".obj", ".ply", ".stl")
 STATUSES: tuple[str, ...] = ("ok", "empty", "failed")
 SUMMARY_FORMAT = 1
@@ -556,8 +557,9 @@ def evaluate_retrieval(
     if not backend.has_stage1:
         raise ConfigError("the retrieval baseline needs a model with an image encoder (stage 1)")
     train_opts = replace(options, split="train", limit=None, shard=(0, 1))
+    cache = None if out_dir is None else Path(out_dir) / RETRIEVAL_INDEX_FILE
     index = build_index(root, list_models(root, train_opts), backend, batch_size=options.batch_size,
-                        on_progress=on_index)
+                        cache=cache, on_progress=on_index)
     settings = _settings("retrieval", options, {"train_models": len(index.keys), **(describe or {})})
 
     def produce(batch: list[Key]) -> list[Any]:

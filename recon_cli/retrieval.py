@@ -79,15 +79,26 @@ def embed_views(root: Path, keys: Sequence[Key], backend: Backend) -> tuple[np.n
 
 
 def build_index(root: Path, keys: Sequence[Key], backend: Backend, *, batch_size: int = 32,
-                on_progress: Callable[[int, int], None] | None = None) -> RetrievalIndex:
+                cache: Path | None = None, on_progress: Callable[[int, int], None] | None = None) -> RetrievalIndex:
     """Embed view 0 of every training shape in ``keys``; shapes without a readable render or
-    ground truth are left out. DatasetError when nothing is left."""
+    ground truth are left out. DatasetError when nothing is left.
+
+    With ``cache`` (an .npz path) an earlier index is reused when it lists the same training shapes
+    and a fresh embedding of its first batch matches (so a changed checkpoint is noticed); otherwise
+    the index is rebuilt and saved there atomically.
+    """
     from recon_cli.data.layout import POINTCLOUD_FILE, POINTS_FILE
 
     usable = [k for k in keys if all((root / k[0] / k[1] / f).is_file() for f in (POINTS_FILE, POINTCLOUD_FILE))]
+    step = max(1, batch_size)
+    if cache is not None:
+        cached = _load_cache(cache, usable)
+        if cached is not None and _probe_matches(root, cached, backend, step):
+            if on_progress:
+                on_progress(len(usable), len(usable))
+            return cached
     kept: list[Key] = []
     chunks: list[np.ndarray] = []
-    step = max(1, batch_size)
     for start in range(0, len(usable), step):
         batch = usable[start:start + step]
         codes, failed = embed_views(root, batch, backend)
@@ -98,7 +109,45 @@ def build_index(root: Path, keys: Sequence[Key], backend: Backend, *, batch_size
             on_progress(min(start + step, len(usable)), len(usable))
     if not kept:
         raise DatasetError("the retrieval baseline found no usable training shape (train split)", path=root)
-    return RetrievalIndex(kept, _normalise(np.concatenate(chunks)))
+    index = RetrievalIndex(kept, _normalise(np.concatenate(chunks)))
+    if cache is not None:
+        _save_cache(cache, index, usable)
+    return index
+
+
+def _names(keys: Sequence[Key]) -> np.ndarray:
+    return np.array([f"{s}/{m}" for s, m in keys], dtype=str)
+
+
+def _save_cache(path: Path, index: RetrievalIndex, usable: Sequence[Key]) -> None:
+    import io
+
+    from recon_cli.io.atomic import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(buf, keys=_names(index.keys), usable=_names(usable), embeddings=index.embeddings)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_cache(path: Path, usable: Sequence[Key]) -> RetrievalIndex | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if list(data["usable"]) != list(_names(usable)):
+                return None
+            keys = [tuple(str(k).split("/", 1)) for k in data["keys"]]
+            return RetrievalIndex(keys, np.asarray(data["embeddings"], dtype=np.float64))  # type: ignore[arg-type]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _probe_matches(root: Path, index: RetrievalIndex, backend: Backend, n: int) -> bool:
+    probe = index.keys[:n]
+    codes, failed = embed_views(root, probe, backend)
+    if failed or len(index.embeddings) < len(probe) or codes.shape[1] != index.embeddings.shape[1]:
+        return False
+    return bool(np.allclose(_normalise(codes), index.embeddings[: len(probe)], atol=1e-4))
 
 
 def score_retrieved(root: Path, retrieved: Key, gt: GroundTruth, key: Key) -> ObjectResult:

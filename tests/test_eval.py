@@ -252,6 +252,36 @@ def test_retrieval_baseline(dataset: Path, checkpoint: Path, tmp_path: Path) -> 
     assert "object mean" in result.stdout
 
 
+def test_retrieval_index_cache_is_reused_only_for_the_same_encoder(dataset: Path, checkpoint: Path,
+                                                                   tmp_path: Path) -> None:
+    from recon_cli.evaluate import list_models
+    from recon_cli.retrieval import build_index
+    from recon_cli.runtime.torch_backend import TorchBackend
+
+    calls: list[int] = []
+
+    class Counting:
+        def __init__(self, backend: TorchBackend) -> None:
+            self.inner, self.image_size = backend, backend.image_size
+
+        def encode_image(self, images):  # noqa: ANN001, ANN202
+            calls.append(len(images))
+            return self.inner.encode_image(images)
+
+    keys = list_models(dataset, EvalOptions(split="train"))
+    cache = tmp_path / "index.npz"
+    same = Counting(TorchBackend.from_checkpoint(checkpoint, device="cpu"))
+    first = build_index(dataset, keys, same, batch_size=2, cache=cache)
+    assert calls == [2, 2] and first.keys == keys
+    again = build_index(dataset, keys, same, batch_size=2, cache=cache)
+    assert calls == [2, 2, 2]  # only the probe batch
+    assert again.keys == first.keys and np.allclose(again.embeddings, first.embeddings)
+    other = make_checkpoint(tmp_path / "other.pt", "doccnet", small=True, seed=5)
+    rebuilt = build_index(dataset, keys, Counting(TorchBackend.from_checkpoint(other, device="cpu")), batch_size=2,
+                          cache=cache)
+    assert calls == [2, 2, 2, 2, 2, 2] and not np.allclose(rebuilt.embeddings, first.embeddings)
+
+
 def test_retrieving_the_object_itself_scores_perfectly(dataset: Path) -> None:
     key = (CHAIR, "c_te1")
     gt = load_ground_truth(dataset / CHAIR / "c_te1")
