@@ -612,6 +612,7 @@ def merge_results(sources: Sequence[str | Path], *, out_dir: str | Path | None =
         folders += own + subs
     rows: dict[Key, ObjectResult] = {}
     skipped: list[tuple[str, str, str]] = []
+    names: dict[str, str] = category_names(root) if root is not None else {}
     settings: dict[str, Any] | None = None
     notes: list[str] = []
     seen_shards: dict[int, set[int]] = {}
@@ -626,7 +627,9 @@ def merge_results(sources: Sequence[str | Path], *, out_dir: str | Path | None =
             seen_shards.setdefault(int(m.group(2)), set()).add(int(m.group(1)))
         for r in read_results(folder / OBJECTS_FILE):
             rows.setdefault(r.key, r)
-        skipped += _read_skipped(folder)
+        more_skipped, more_names = _read_summary(folder)
+        skipped += more_skipped
+        names.update({k: v for k, v in more_names.items() if k not in names})
     for count, got in sorted(seen_shards.items()):
         missing = sorted(set(range(count)) - got)
         if missing:
@@ -634,7 +637,6 @@ def merge_results(sources: Sequence[str | Path], *, out_dir: str | Path | None =
     settings = dict(settings or {})
     settings.pop("shard", None)
     results = sort_results(list(rows.values()))
-    names = category_names(root) if root is not None else {}
     skipped = sorted({s for s in skipped if s[:2] not in rows})
     summary = summarize(results, names=names, settings=settings, skipped=skipped)
     if out_dir is not None:
@@ -655,10 +657,13 @@ def _read_settings(folder: Path) -> dict[str, Any]:
         raise DatasetError(f"cannot read run settings ({exc})", path=path) from exc
 
 
-def _read_skipped(folder: Path) -> list[tuple[str, str, str]]:
+def _read_summary(folder: Path) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
+    """Skipped models and category names recorded in a folder's summary.json (empty when absent)."""
     path = folder / SUMMARY_FILE
     try:
         doc = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        return [(str(d["synset"]), str(d["model"]), str(d["reason"])) for d in doc.get("skipped", [])]
+        skipped = [(str(d["synset"]), str(d["model"]), str(d["reason"])) for d in doc.get("skipped", [])]
+        names = {str(c["synset"]): str(c["name"]) for c in doc.get("categories", [])}
+        return skipped, names
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return []
+        return [], {}
