@@ -141,8 +141,8 @@ def test_empty_mesh_gets_worst_case() -> None:
 
 def test_score_mesh_is_deterministic() -> None:
     gt = ground_truth(0.8)
-    mesh = box(0.75)
-    inside = box_inside(0.9)
+    mesh = box(0.8)
+    inside = box_inside(0.8)
     a, _ = score_mesh(mesh, seed=model_seed("03001627", "m1"), inside=inside, **gt)
     b, _ = score_mesh(mesh, seed=model_seed("03001627", "m1"), inside=inside, **gt)
     c, _ = score_mesh(mesh, seed=model_seed("03001627", "m2"), inside=inside, **gt)
