@@ -19,9 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch.nn import functional as F
-
 from recon_cli.extract.grid import PADDING, box_size, final_resolution
 
 EvalFn = Callable[[np.ndarray], np.ndarray]
@@ -38,7 +35,11 @@ class MiseResult:
 
 
 class MISE:
-    """State of one shape's extraction: call :meth:`query`, evaluate, :meth:`update`, repeat."""
+    """State of one shape's extraction: call :meth:`query`, evaluate, :meth:`update`, repeat.
+
+    The bookkeeping is numpy (single-threaded, so it does not fight the model's
+    thread pool for the cores); only the model evaluation is parallel.
+    """
 
     def __init__(self, resolution0: int, upsampling_steps: int, level: float, *, padding: float = PADDING) -> None:
         if resolution0 < 1 or upsampling_steps < 0:
@@ -49,15 +50,15 @@ class MISE:
         self.padding = padding
         self.resolution = final_resolution(resolution0, upsampling_steps)
         n = self.resolution + 1
-        self.values = torch.zeros((n, n, n), dtype=torch.float32)
-        self.known = torch.zeros((n, n, n), dtype=torch.bool)
-        self.split = [torch.zeros((self._res(l),) * 3, dtype=torch.bool) for l in range(self.steps)]
-        self.exists = [torch.zeros((self._res(l),) * 3, dtype=torch.bool) for l in range(self.steps + 1)]
-        self.exists[0].fill_(True)
-        s0 = self._stride(0)
-        coarse = torch.zeros((n, n, n), dtype=torch.bool)
-        coarse[::s0, ::s0, ::s0] = True
-        self._pending = torch.nonzero(coarse).to(torch.int64)  # (M, 3) lattice indices
+        self.values = np.zeros((n, n, n), dtype=np.float32)
+        # known points, split by side of the level
+        self.inside = np.zeros((n, n, n), dtype=bool)
+        self.outside = np.zeros((n, n, n), dtype=bool)
+        self.split = [np.zeros((self._res(l),) * 3, dtype=bool) for l in range(self.steps)]
+        self.exists = [np.zeros((self._res(l),) * 3, dtype=bool) for l in range(self.steps + 1)]
+        self.exists[0][...] = True
+        axis = np.arange(0, n, self._stride(0))
+        self._pending = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)  # (M, 3), C order
         self.n_evaluated = 0
         self.rounds = 0
 
@@ -68,88 +69,122 @@ class MISE:
         return 2 ** (self.steps - level)
 
     @property
+    def known(self) -> np.ndarray:
+        """(R+1)^3 bool: which lattice points have been evaluated."""
+        return self.inside | self.outside
+
+    @property
     def done(self) -> bool:
         """True once nothing is left to query."""
         return len(self._pending) == 0
 
     def query(self) -> np.ndarray:
         """World coordinates (M, 3) float32 of the points to evaluate next (empty when done)."""
-        idx = self._pending.to(torch.float64)
-        return (box_size(self.padding) * (idx / self.resolution - 0.5)).to(torch.float32).numpy()
+        return (box_size(self.padding) * (self._pending / self.resolution - 0.5)).astype(np.float32)
 
     def update(self, logits: np.ndarray) -> None:
         """Store the values of the last query, then subdivide until new points are needed."""
-        logits = torch.as_tensor(np.asarray(logits, dtype=np.float32)).reshape(-1)
+        logits = np.asarray(logits, dtype=np.float32).reshape(-1)
         if len(logits) != len(self._pending):
             raise ValueError(f"expected {len(self._pending)} values, got {len(logits)}")
-        i, j, k = self._pending.unbind(1)
-        self.values[i, j, k] = logits
-        self.known[i, j, k] = True
+        idx = tuple(self._pending.T)
+        self.values[idx] = logits
+        above = logits > self.level
+        self.inside[idx] = above
+        self.outside[idx] = ~above
         self.n_evaluated += len(logits)
         self.rounds += 1
         self._pending = self._advance()
 
-    def _advance(self) -> torch.Tensor:
+    def _advance(self) -> np.ndarray:
         """Subdivide straddling voxels; return the unknown lattice points their children need."""
+        n = self.resolution + 1
         while True:
-            need = torch.zeros_like(self.known)
-            changed = False
+            need = None
             for level in range(self.steps):
                 newly = self._subdivide(level)
-                if newly is None:
-                    continue
-                changed = True
-                self._mark_children(level, newly, need)
-            if not changed:
-                return torch.zeros((0, 3), dtype=torch.int64)
-            need &= ~self.known
-            pending = torch.nonzero(need)
+                if newly is not None:
+                    if need is None:
+                        need = np.zeros((n, n, n), dtype=bool)
+                    self._mark_children(level, newly, need)
+            if need is None:
+                return np.zeros((0, 3), dtype=np.int64)
+            need &= ~self.inside
+            need &= ~self.outside
+            pending = np.argwhere(need)
             if len(pending):
                 return pending
 
-    def _subdivide(self, level: int) -> torch.Tensor | None:
-        """Mark straddling leaf voxels of ``level`` as split; return the new ones (or None)."""
+    def _subdivide(self, level: int) -> np.ndarray | None:
+        """Mark straddling leaf voxels of ``level`` as split; return the new ones as a mask (or None)."""
         candidates = self.exists[level] & ~self.split[level]
-        if not bool(candidates.any()):
+        if not candidates.any():
             return None
         s = self._stride(level)
-        inf = torch.tensor(float("inf"))
-        hi = torch.where(self.known, self.values, -inf)[None, None]
-        lo = torch.where(self.known, -self.values, -inf)[None, None]
-        hi = F.max_pool3d(hi, kernel_size=s + 1, stride=s)[0, 0]  # (r, r, r) max known value per closed voxel
-        lo = -F.max_pool3d(lo, kernel_size=s + 1, stride=s)[0, 0]  # min known value
-        newly = candidates & (hi > self.level) & (lo <= self.level)
-        if not bool(newly.any()):
+        newly = candidates & _box_any(self.inside, s) & _box_any(self.outside, s)  # (r, r, r)
+        if not newly.any():
             return None
         self.split[level] |= newly
         self.exists[level + 1] |= _upsample2(newly)
         return newly
 
-    def _mark_children(self, level: int, newly: torch.Tensor, need: torch.Tensor) -> None:
-        """Set ``need`` at every corner of the children of the ``newly`` split voxels."""
-        child = _upsample2(newly).to(torch.float32)[None, None]  # (1, 1, 2r, 2r, 2r)
-        corners = F.max_pool3d(F.pad(child, (1, 1, 1, 1, 1, 1)), kernel_size=2, stride=1)[0, 0] > 0
+    def _mark_children(self, level: int, newly: np.ndarray, need: np.ndarray) -> None:
+        """Set ``need`` at every corner of the children of the ``newly`` split voxels of ``level``."""
+        child = _upsample2(newly)  # (2r, 2r, 2r) child voxels
+        corners = np.zeros(tuple(d + 1 for d in child.shape), dtype=bool)
+        for di in (0, 1):
+            for dj in (0, 1):
+                for dk in (0, 1):
+                    corners[di : di + child.shape[0], dj : dj + child.shape[1], dk : dk + child.shape[2]] |= child
         s = self._stride(level + 1)
         need[::s, ::s, ::s] |= corners
 
     def to_dense(self) -> np.ndarray:
         """The (R+1)^3 field: known values, other points trilinear from their leaf voxel."""
+        known = self.known
         s0 = self._stride(0)
-        dense = self.values[::s0, ::s0, ::s0][None, None]
+        dense = self.values[::s0, ::s0, ::s0]
         for level in range(1, self.steps + 1):
             s = self._stride(level)
-            up = F.interpolate(dense, size=(self._res(level) + 1,) * 3, mode="trilinear", align_corners=True)
-            dense = torch.where(self.known[::s, ::s, ::s], self.values[::s, ::s, ::s], up[0, 0])[None, None]
-        return dense[0, 0].numpy()
+            dense = np.where(known[::s, ::s, ::s], self.values[::s, ::s, ::s], _interp2(dense))
+        return np.ascontiguousarray(dense, dtype=np.float32)
 
     def result(self) -> MiseResult:
         """The dense field and statistics."""
         return MiseResult(self.to_dense(), self.n_evaluated, self.rounds)
 
 
-def _upsample2(mask: torch.Tensor) -> torch.Tensor:
-    """Nearest-neighbour x2 upsampling of a boolean (r, r, r) mask -> (2r, 2r, 2r)."""
-    return mask.repeat_interleave(2, 0).repeat_interleave(2, 1).repeat_interleave(2, 2)
+def _box_any(grid: np.ndarray, s: int) -> np.ndarray:
+    """Any over every closed box [i*s, i*s+s]^3: (r*s+1,)^3 bool -> (r,)^3, separably (3 passes)."""
+    out = grid
+    for axis in range(3):
+        r = (out.shape[axis] - 1) // s
+        index = [slice(None)] * 3
+        acc = None
+        for offset in range(s + 1):  # the s + 1 points of each closed interval along ``axis``
+            index[axis] = slice(offset, offset + r * s, s)
+            part = out[tuple(index)]
+            acc = part.copy() if acc is None else np.logical_or(acc, part, out=acc)
+        out = acc
+    return out
+
+
+def _upsample2(mask: np.ndarray) -> np.ndarray:
+    """Nearest-neighbour x2 upsampling of an (r, r, r) mask -> (2r, 2r, 2r)."""
+    r0, r1, r2 = mask.shape
+    return np.broadcast_to(mask[:, None, :, None, :, None], (r0, 2, r1, 2, r2, 2)).reshape(2 * r0, 2 * r1, 2 * r2)
+
+
+def _interp2(grid: np.ndarray) -> np.ndarray:
+    """Trilinear x2 refinement of a lattice: (r+1,)^3 -> (2r+1,)^3 (old points kept, midpoints averaged)."""
+    out = grid
+    for axis in range(3):
+        out = np.moveaxis(out, axis, 0)
+        fine = np.empty((2 * out.shape[0] - 1, *out.shape[1:]), dtype=np.float32)
+        fine[0::2] = out
+        fine[1::2] = 0.5 * (out[:-1] + out[1:])
+        out = np.moveaxis(fine, 0, axis)
+    return out
 
 
 def mise_batched(
