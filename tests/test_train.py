@@ -271,3 +271,26 @@ def test_cli_trains_and_resumes(dataset: Path, tmp_path: Path) -> None:
     resumed = runner.invoke(app, ["train", "--data", str(dataset), "--out", str(out), "--resume", "--json"])
     assert resumed.exit_code == 0, resumed.output
     assert json.loads(resumed.stdout)["step"] == 3
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_preloaded_items_equal_reader_items(dataset: Path, mode: str) -> None:
+    from recon_cli.data.shapenet import ShapeNetDataset
+    from recon_cli.train import SeededItems, preloaded_dataset_class
+
+    kwargs = dict(mode=mode, n_points=128, n_input_points=32, image_size=32, augment=mode == "train")
+    plain = SeededItems(ShapeNetDataset(dataset, "train", **kwargs))
+    pre = SeededItems(preloaded_dataset_class()(dataset, "train", **kwargs))
+    for key in [(0, 11), (5, 12), (11, 13)]:
+        a, b = plain[key], pre[key]
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]) if isinstance(a[k], torch.Tensor) else a[k] == b[k], k
+
+
+def test_workers_and_preload_do_not_change_the_run(dataset: Path, tmp_path: Path) -> None:
+    cfg = _cfg("onet", "steps=3", "val_every=100")
+    _, plain = _run(cfg, dataset, tmp_path / "plain")
+    other = _cfg("onet", "steps=3", "val_every=100", "data.workers=2", "data.preload=true")
+    _, loaded = _run(other, dataset, tmp_path / "workers")
+    assert plain == loaded and len(plain) == 3
