@@ -391,12 +391,15 @@ def resolve_device(name: str, *, local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
-def _all_reduce_sum(values: Tensor, info: DistInfo) -> Tensor:
-    if info.enabled:
-        import torch.distributed as dist
+def _all_reduce_sum(values: Tensor, info: DistInfo, device: torch.device | None = None) -> Tensor:
+    """Sum over ranks (on ``device`` for NCCL); returns a tensor on ``values``' device."""
+    if not info.enabled:
+        return values
+    import torch.distributed as dist
 
-        dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return values
+    work = values.to(device) if device is not None else values
+    dist.all_reduce(work, op=dist.ReduceOp.SUM)
+    return work.to(values.device)
 
 
 # --------------------------------------------------------------------------- network
@@ -793,13 +796,73 @@ class Trainer:
     def _run_phase(self, phase: Phase, model: nn.Module, train_set: Any, val_set: Any,
                    opt_state: dict[str, Any] | None, flag: _StopFlag, t0: float, run_start: int) -> str:
         cfg = self.config
+        params, optimizer, step_net = self._setup_phase(phase, model, opt_state)
+        if phase.cloud == "pred":
+            self._prepare_finetune(model, train_set, val_set, phase, optimizer)
+        self.emit({"type": "phase", "name": phase.name, "start": phase.start, "stop": phase.stop,
+                   "step": self.step, "stages": list(phase.stages)})
+        sampler = StepBatchSampler(len(train_set), cfg.optim.batch_size,
+                                   seed=cfg.seed + 1000 * self.phases.index(phase), start=self.step,
+                                   stop=phase.stop, rank=self.info.rank, world_size=self.info.world_size)
+        loader = _loader(SeededItems(train_set), sampler, _workers(cfg, self.device, self.info), self.device,
+                         cfg, persistent=False)
+        n_stages = len(phase.stages)
+        window = {"t": time.perf_counter(), "n": 0, "loss": torch.zeros(n_stages)}
+        pending = torch.zeros(n_stages, device=self.device)  # summed since the last sync, on the device
+        pending_n = 0
+        # CPU: read the losses every step; CUDA: every few steps so the GPU never waits for the host
+        sync_every = 1 if self.device.type != "cuda" else min(10, cfg.log_every)
+        model.train()
+        for batch in loader:
+            lr = lr_at(cfg, phase, self.step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            pending += self._train_step(step_net, optimizer, params, batch, phase)  # (n_stages,)
+            pending_n += 1
+            self.step += 1
+            final = self.step >= phase.stop
+            capped = self.max_steps is not None and self.step - run_start >= self.max_steps
+            due = (final or capped or self.step % sync_every == 0 or self.step % cfg.log_every == 0
+                   or self.step % cfg.val_every == 0 or self.step % cfg.checkpoint_every == 0)
+            event: dict[str, Any] = {"type": "step", "step": self.step, "total_steps": cfg.total_steps,
+                                     "phase": phase.name, "lr": lr}
+            if not due:  # every rank takes the same decision: no collective on this step
+                self.emit(event)
+                continue
+            # one collective: mean losses since the last sync, and the stop votes of all ranks
+            votes = self._stop_votes(flag, t0, capped=capped)
+            packed = torch.cat([pending.float() / pending_n, votes.to(self.device)])
+            packed = _all_reduce_sum(packed, self.info, self.device).cpu()
+            losses = packed[:n_stages] / self.info.world_size
+            window["loss"] += losses * pending_n
+            window["n"] += pending_n
+            pending.zero_()
+            pending_n = 0
+            self.last_loss = float(losses.sum())
+            event.update(loss=self.last_loss, **{f"loss{s}": float(v) for s, v in zip(phase.stages, losses)})
+            self.emit(event)
+            stop_reason = _first_vote(packed[n_stages:])
+            if self.step % cfg.log_every == 0 or final or stop_reason:
+                self._log_window(window, phase, lr, t0)
+            if self.step % cfg.val_every == 0 or final:
+                self._validate(model, val_set, phase, optimizer)  # also writes last.pt
+                model.train()
+            elif self.step % cfg.checkpoint_every == 0 or stop_reason:
+                self.save("last.pt", model, optimizer, phase)
+            if stop_reason:
+                return stop_reason
+        return "done"
+
+    def _setup_phase(self, phase: Phase, model: nn.Module, opt_state: dict[str, Any] | None
+                     ) -> tuple[list[Tensor], torch.optim.Optimizer, nn.Module]:
+        """Freeze what the phase does not train; Adam (restored on resume); DDP / compile wrappers."""
+        o = self.config.optim
         for p in model.parameters():
             p.requires_grad_(False)
         for s in phase.stages:
             for p in model.stage(s).parameters():
                 p.requires_grad_(True)
         params = [p for p in model.parameters() if p.requires_grad]
-        o = cfg.optim
         optimizer = torch.optim.Adam(params, lr=phase.lr, betas=o.betas, weight_decay=o.weight_decay)
         if opt_state is not None:
             optimizer.load_state_dict(opt_state)
@@ -809,59 +872,15 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             net = DistributedDataParallel(net, device_ids=ids)
-        step_net = torch.compile(net) if cfg.compile else net
-        if phase.cloud == "pred":
-            self._prepare_finetune(model, train_set, val_set, phase, optimizer)
-        self.emit({"type": "phase", "name": phase.name, "start": phase.start, "stop": phase.stop,
-                   "step": self.step, "stages": list(phase.stages)})
-        sampler = StepBatchSampler(len(train_set), o.batch_size, seed=cfg.seed + 1000 * self.phases.index(phase),
-                                   start=self.step, stop=phase.stop, rank=self.info.rank,
-                                   world_size=self.info.world_size)
-        workers = _workers(cfg, self.device, self.info)
-        loader = _loader(SeededItems(train_set), sampler, workers, self.device, cfg, persistent=False)
-        window = {"t": time.perf_counter(), "n": 0, "loss": torch.zeros(len(phase.stages))}
-        stop_reason = "done"
-        model.train()
-        for batch in loader:
-            lr = lr_at(cfg, phase, self.step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            losses = self._train_step(step_net, optimizer, params, batch, phase)  # (n_stages,)
-            self.step += 1
-            # one collective per step: mean losses and the stop votes of all ranks
-            reasons = self._stop_votes(flag, t0, run_start)
-            packed = _all_reduce_sum(torch.cat([losses.detach().float().cpu(), reasons]), self.info)
-            losses = packed[: len(phase.stages)] / self.info.world_size
-            votes = packed[len(phase.stages):]
-            window["loss"] += losses
-            window["n"] += 1
-            self.last_loss = float(losses.sum())
-            self.emit({"type": "step", "step": self.step, "total_steps": cfg.total_steps, "phase": phase.name,
-                       "loss": self.last_loss, **{f"loss{s}": float(v) for s, v in zip(phase.stages, losses)},
-                       "lr": lr})
-            final = self.step >= phase.stop
-            if self.step % cfg.log_every == 0 or final:
-                self._log_window(window, phase, lr, t0)
-            stop_reason = _first_vote(votes)
-            if self.step % cfg.val_every == 0 or final:
-                self._validate(model, val_set, phase, optimizer)
-                model.train()
-            elif self.step % cfg.checkpoint_every == 0 or stop_reason:
-                self.save("last.pt", model, optimizer, phase)
-            if stop_reason:
-                if final or self.step % cfg.val_every == 0:
-                    pass  # last.pt already written by the validation
-                return stop_reason
-        return "done"
+        step_net = torch.compile(net) if self.config.compile else net
+        return params, optimizer, step_net
 
-    def _stop_votes(self, flag: _StopFlag, t0: float, run_start: int) -> Tensor:
+    def _stop_votes(self, flag: _StopFlag, t0: float, *, capped: bool) -> Tensor:
         votes = torch.zeros(3)
-        if self.max_steps is not None and self.step - run_start >= self.max_steps:
-            votes[0] = 1
+        votes[0] = float(capped)
         if self.max_minutes is not None and time.perf_counter() - t0 >= 60.0 * self.max_minutes:
             votes[1] = 1
-        if flag.raised:
-            votes[2] = 1
+        votes[2] = float(flag.raised)
         return votes
 
     def _train_step(self, net: nn.Module, optimizer: torch.optim.Optimizer, params: list[Tensor],
@@ -965,7 +984,7 @@ class Trainer:
                 sums[col] += iou_per_object(logits, occ, thr).double().sum().cpu()
                 col += 1
             sums[-1] += len(idx)
-        sums = _all_reduce_sum(sums, self.info)
+        sums = _all_reduce_sum(sums, self.info, self.device)
         count = max(1.0, float(sums[-1]))
         metrics = {name: float(sums[i] / count) for i, name in enumerate(names)}
         if phase.cloud == "pred" and "iou_chain" in metrics:
@@ -1045,8 +1064,8 @@ class Trainer:
                     valid[r, v] = True
             self.emit({"type": "cache", "done": min(len(mine), start + bs), "total": len(mine)})
         if self.info.enabled:
-            clouds = _all_reduce_sum(clouds, self.info)  # each row was filled by exactly one rank
-            valid = _all_reduce_sum(valid.to(torch.int32), self.info) > 0
+            clouds = _all_reduce_sum(clouds, self.info, self.device)  # each row was filled by exactly one rank
+            valid = _all_reduce_sum(valid.to(torch.int32), self.info, self.device) > 0
         return {"clouds": clouds, "valid": valid}
 
 

@@ -294,3 +294,14 @@ def test_workers_and_preload_do_not_change_the_run(dataset: Path, tmp_path: Path
     other = _cfg("onet", "steps=3", "val_every=100", "data.workers=2", "data.preload=true")
     _, loaded = _run(other, dataset, tmp_path / "workers")
     assert plain == loaded and len(plain) == 3
+
+
+def test_bf16_autocast_and_progress_display(dataset: Path, tmp_path: Path) -> None:
+    args = ["train", "--data", str(dataset), "--model", "onet", "--out", str(tmp_path / "run"), "--max-steps", "2"]
+    for s in [*SMALL, "precision=bf16", "steps=5", "val_every=2"]:
+        args += ["--set", s]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "max_steps: step 2/5" in result.stderr and "best val IoU" in result.stderr and result.stdout == ""
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert math.isfinite(records[0]["loss"]) and records[-1]["step"] == 2

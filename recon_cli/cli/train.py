@@ -113,8 +113,10 @@ class _Display:
         elif kind == "phase":
             p.update(self.task, description=event["name"])
         elif kind == "step":
-            losses = " ".join(f"{k}={event[k]:.1f}" for k in ("loss1", "loss2") if k in event)
-            p.update(self.task, completed=event["step"], info=f"{losses}{self.val}")
+            p.update(self.task, completed=event["step"])
+            if "loss" in event:
+                losses = " ".join(f"{k}={event[k]:.1f}" for k in ("loss1", "loss2") if k in event)
+                p.update(self.task, info=f"{losses}{self.val}")
         elif kind == "log":
             p.update(self.task, info=p.tasks[self.task].fields["info"] + f" {event['samples_per_s']:.0f}/s")
         elif kind == "val":
