@@ -72,23 +72,36 @@ def _providers(device: str) -> list[str]:
     raise InputError(f"unknown device {device!r} (use auto, cpu or cuda)")
 
 
-def session_options(threads: int | None = None) -> Any:
-    """Session options: all graph optimisations, ``threads`` intra-op threads (default: torch's count)."""
+#: ``optimization`` name -> onnxruntime graph optimisation level attribute.
+OPTIMIZATION_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+                       "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
+
+def session_options(threads: int | None = None, optimization: str = "all") -> Any:
+    """Session options: graph optimisation ``optimization`` (default all), ``threads`` intra-op
+    threads (default: torch's count, so both runtimes use the same cores)."""
     ort = _import_ort()
+    if optimization not in OPTIMIZATION_LEVELS:
+        raise InputError(f"unknown optimization {optimization!r}; valid: {', '.join(OPTIMIZATION_LEVELS)}")
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION_LEVELS[optimization])
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.intra_op_num_threads = threads if threads is not None else torch.get_num_threads()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # Idle worker threads sleep instead of spinning: each call is a large chunk of work, and
+    # spinning threads starve torch (and other processes) on a busy or shared CPU.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
 class OnnxBackend:
     """Runs an exported model with onnxruntime; implements :class:`recon_cli.runtime.base.Backend`."""
 
-    def __init__(self, onnx_dir: str | Path, *, device: str = "auto", threads: int | None = None) -> None:
+    def __init__(self, onnx_dir: str | Path, *, device: str = "auto", threads: int | None = None,
+                 optimization: str = "all") -> None:
         ort = _import_ort()
+        self.cpu_chunk = CPU_CHUNK
         self.onnx_dir = Path(onnx_dir)
         self.manifest = read_manifest(self.onnx_dir)
         self.providers = _providers(device)
@@ -97,7 +110,7 @@ class OnnxBackend:
         self.image_size = int(self.manifest["image_size"])
         self.n_input_points = int(self.manifest["n_input_points"])
         self.model_name = str(self.manifest["model"])
-        options = session_options(threads)
+        options = session_options(threads, optimization)
         self._sessions: dict[str, Any] = {}
         for name in self._networks():
             path = self.onnx_dir / self.manifest["files"].get(name, FILES[name])
@@ -171,7 +184,8 @@ class OnnxBackend:
             raise ValueError(f"stage must be 1 or 2, got {stage}")
         name = f"decoder{stage}"
         n = points.shape[1]
-        if self.device.type == "cuda" or n <= CPU_CHUNK:
+        step = self.cpu_chunk
+        if self.device.type == "cuda" or n <= step:
             return self._run(name, {"p": points, "c": c})
-        parts = [self._run(name, {"p": points[:, i:i + CPU_CHUNK], "c": c}) for i in range(0, n, CPU_CHUNK)]
+        parts = [self._run(name, {"p": points[:, i:i + step], "c": c}) for i in range(0, n, step)]
         return torch.cat(parts, dim=1)
