@@ -124,9 +124,11 @@ def marching_cubes_torch(values: torch.Tensor | np.ndarray, level: float) -> tup
     cx, cy, cz = shape[0] - 1, shape[1] - 1, shape[2] - 1
     if min(cx, cy, cz) < 1:
         return torch.zeros((0, 3), dtype=f.dtype, device=device), torch.zeros((0, 3), dtype=torch.int64, device=device)
-    case = torch.zeros((cx, cy, cz), dtype=torch.int64, device=device)
-    for n, (di, dj, dk) in enumerate(CORNERS.tolist()):
-        case |= inside[di : di + cx, dj : dj + cy, dk : dk + cz].to(torch.int64) << n
+    # case bits: corner (di, dj, dk) sets bit di + 2 dj + 4 dk; built separably, one axis at a time (uint8)
+    case = inside.to(torch.uint8)
+    case = case[:-1] | (case[1:] << 1)
+    case = case[:, :-1] | (case[:, 1:] << 2)
+    case = case[:, :, :-1] | (case[:, :, 1:] << 4)  # (cx, cy, cz)
     active = torch.nonzero((case != 0) & (case != 255))  # (A, 3) lower corner of active cubes
     if len(active) == 0:
         return torch.zeros((0, 3), dtype=f.dtype, device=device), torch.zeros((0, 3), dtype=torch.int64, device=device)
@@ -151,7 +153,7 @@ def marching_cubes_torch(values: torch.Tensor | np.ndarray, level: float) -> tup
     vertices = torch.cat(verts)
     # triangles of the active cubes, as global edge ids
     table = torch.as_tensor(triangle_table(), device=device)  # (256, 12, 3)
-    tris = table[case[active[:, 0], active[:, 1], active[:, 2]]]  # (A, T, 3)
+    tris = table[case[active[:, 0], active[:, 1], active[:, 2]].long()]  # (A, T, 3)
     valid = tris[:, :, 0] >= 0
     cube = active.unsqueeze(1).expand(-1, tris.shape[1], -1)[valid]  # (T, 3)
     local = tris[valid]  # (T, 3)
