@@ -90,36 +90,47 @@ class Decoder(nn.Module):
             net = block(net, c)
         return self.fc_out(F.relu(self.bn(net, c))).squeeze(-1)
 
-    def folded(self, c: Tensor) -> list[tuple[Tensor, ...]]:
-        """Per-shape parameters of the fused eval path (CBN affines, folded fc_0)."""
+    def folded(self, c: Tensor) -> tuple[list[tuple[Tensor, ...]], Tensor, Tensor]:
+        """Per-shape parameters of the fused eval path.
+
+        The residual stream is kept free of biases: the biases of ``fc_p`` and of
+        every ``fc_1`` are accumulated into an offset that is folded into the shift
+        of the following CBN; the second CBN of each block is folded into ``fc_0``.
+        Returns ([(s0, t0, w0, b0) per block], s_out, t_out); s, t (B, 1, H),
+        w0 (B, H, H), b0 (B, 1, H).
+        """
         layers = []
+        offset = self.fc_p.bias  # (H,) bias carried by the residual stream
         for block in self.blocks:
             s0, t0 = block.bn_0.affine(c)  # (B, H)
             s1, t1 = block.bn_1.affine(c)
             w0 = block.fc_0.weight.t().unsqueeze(0) * s1.unsqueeze(1)  # (B, H_in, H_out)
             b0 = (block.fc_0.bias * s1 + t1).unsqueeze(1)  # (B, 1, H_out)
-            layers.append((s0.unsqueeze(1), t0.unsqueeze(1), w0, b0))
-        return layers
+            layers.append((s0.unsqueeze(1), (t0 + offset * s0).unsqueeze(1), w0, b0))
+            offset = offset + block.fc_1.bias
+        s_out, t_out = self.bn.affine(c)
+        return layers, s_out.unsqueeze(1), (t_out + offset * s_out).unsqueeze(1)
 
     def _forward_eval(self, p: Tensor, c: Tensor) -> Tensor:
         b, n, _ = p.shape
-        layers = self.folded(c)
-        s_out, t_out = self.bn.affine(c)
-        s_out, t_out = s_out.unsqueeze(1), t_out.unsqueeze(1)
-        w_out = self.fc_out.weight.t().unsqueeze(0).expand(b, -1, -1)  # (B, H, 1)
-        wp = self.fc_p.weight.t().unsqueeze(0).expand(b, -1, -1)  # (B, 3, H)
-        bp = self.fc_p.bias
+        hidden = self.fc_p.out_features
+        layers, s_out, t_out = self.folded(c)
+        wp = self.fc_p.weight.t()  # (3, H)
+        w1 = [block.fc_1.weight.t() for block in self.blocks]  # (H, H) shared by all shapes
+        w_out = self.fc_out.weight.t()  # (H, 1)
         step = EVAL_CHUNK if p.device.type == "cpu" else max(n, 1)
         outs = []
         for start in range(0, n, step):
-            chunk = p[:, start : start + step]  # (B, n, 3)
-            net = torch.baddbmm(bp, chunk, wp)  # (B, n, H)
-            for block, (s0, t0, w0, b0) in zip(self.blocks, layers):
+            chunk = p[:, start : start + step]  # (B, m, 3)
+            m = chunk.shape[1]
+            net = torch.matmul(chunk, wp)  # (B, m, H), bias-free residual stream
+            flat = net.view(b * m, hidden)
+            for (s0, t0, w0, b0), w in zip(layers, w1):
                 a = torch.addcmul(t0, net, s0).relu_()
-                h = torch.baddbmm(b0, a, w0).relu_()
-                net = net + block.fc_1(h)
+                h = torch.baddbmm(b0, a, w0).relu_()  # fc_0 with the second CBN folded in
+                flat.addmm_(h.view(b * m, hidden), w)  # residual += fc_1 (bias folded away)
             a = torch.addcmul(t_out, net, s_out).relu_()
-            outs.append(torch.bmm(a, w_out).squeeze(-1) + self.fc_out.bias)
+            outs.append(torch.matmul(a, w_out).squeeze(-1) + self.fc_out.bias)
         if not outs:
             return p.new_zeros((b, 0))
         return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
