@@ -112,3 +112,9 @@ def test_paper_sizes() -> None:
     assert model.stage1.encoder.fc.out_features == 256
     assert model.stage2.encoder.fc_c.out_features == 512 and model.stage2.encoder.fc_pos.out_features == 1024
     assert model.stage2.decoder.blocks[0].bn_0.conv_gamma.in_features == 512
+
+
+def test_decoder_handles_no_points() -> None:
+    dec = Decoder(c_dim=8, hidden=16, n_blocks=1).eval()
+    with torch.no_grad():
+        assert dec(torch.zeros(2, 0, 3), torch.randn(2, 8)).shape == (2, 0)

@@ -136,3 +136,15 @@ def test_farthest_point_sampling_small() -> None:
     pts = np.array([[0.0, 0, 0], [1, 0, 0], [0.1, 0, 0], [0.5, 0, 0]])
     idx = farthest_point_sampling(pts, 3, np.random.default_rng(1))
     assert sorted(pts[idx, 0].tolist()) == [0.0, 0.5, 1.0]
+
+
+def test_stage1_mesh_on_coarser_lattice_by_default(blob_backend: TorchBackend) -> None:
+    image = torch.rand(1, 3, 64, 64)
+    (full,) = Reconstructor(blob_backend, options=ExtractOptions(resolution0=8, upsampling_steps=2)).reconstruct_images(image)
+    (coarse,) = Reconstructor(blob_backend, options=ExtractOptions(resolution0=8, upsampling_steps=1), stages="1"
+                              ).reconstruct_images(image)
+    assert np.allclose(full.stage1_mesh.vertices, coarse.mesh.vertices) and np.array_equal(
+        full.stage1_mesh.faces, coarse.mesh.faces)  # stage 1 used 8 + 1 steps
+    same = ExtractOptions(resolution0=8, upsampling_steps=2, stage1_upsampling_steps=None)
+    (fine,) = Reconstructor(blob_backend, options=same).reconstruct_images(image)
+    assert len(fine.stage1_mesh.faces) > len(full.stage1_mesh.faces)
