@@ -700,7 +700,8 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
     # --------------------------------------------------------------- checkpoints
-    def save(self, name: str, model: nn.Module, optimizer: torch.optim.Optimizer, phase: Phase) -> Path:
+    def save(self, name: str, model: nn.Module, optimizer: torch.optim.Optimizer | None, phase: Phase) -> Path:
+        """Write ``out_dir/name`` (rank 0). Without ``optimizer`` (best.pt) no optimizer/RNG state is kept."""
         from recon_cli.io.checkpoint import save_checkpoint
 
         path = self.out / name
@@ -708,8 +709,6 @@ class Trainer:
             extra = {
                 "step": int(self.step),
                 "phase": phase.name,
-                "optimizer": optimizer.state_dict(),
-                "rng": rng_state(),
                 "best_iou": None if self.best_iou is None else float(self.best_iou),
                 "best_step": self.best_step,
                 "phase_best": {k: float(v) for k, v in self.phase_best.items()},
@@ -717,6 +716,8 @@ class Trainer:
                 "world_size": int(self.info.world_size),
                 "train_config": to_dict(self.config),
             }
+            if optimizer is not None:
+                extra.update(optimizer=optimizer.state_dict(), rng=rng_state())
             save_checkpoint(path, model, self.config.model, extra=extra)
             self.emit({"type": "checkpoint", "step": self.step, "path": str(path)})
         return path
@@ -942,13 +943,8 @@ class Trainer:
         self.emit({"type": "val", "step": self.step, "phase": phase.name, "metrics": metrics,
                    "best_iou": self.best_iou, "improved": improved})
         self.save("last.pt", model, optimizer, phase)
-        if improved and self.info.is_main:
-            import shutil
-
-            from recon_cli.io.atomic import atomic_path
-
-            with atomic_path(self.out / "best.pt") as tmp:
-                shutil.copyfile(self.out / "last.pt", tmp)
+        if improved:
+            self.save("best.pt", model, None, phase)  # weights only: small, for reconstruct/eval
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, val_set: Any, phase: Phase) -> dict[str, float]:
@@ -994,11 +990,12 @@ class Trainer:
             metrics["iou"] = float(sum(base) / len(base))
         return metrics
 
-    def _decode_chunked(self, stage_model: nn.Module, points: Tensor, inputs: Tensor, chunk: int = 32768) -> Tensor:
-        with self._autocast():
-            c = stage_model.encode(inputs)
-            outs = [stage_model.decode(points[:, i:i + chunk], c).float() for i in range(0, points.shape[1], chunk)]
-        return torch.cat(outs, dim=1)  # (B, N)
+    @staticmethod
+    def _decode_chunked(stage_model: nn.Module, points: Tensor, inputs: Tensor, chunk: int = 32768) -> Tensor:
+        """Validation logits in float32 (no autocast: the eval path is cheap and exact). -> (B, N)"""
+        c = stage_model.encode(inputs)
+        outs = [stage_model.decode(points[:, i:i + chunk], c).float() for i in range(0, points.shape[1], chunk)]
+        return torch.cat(outs, dim=1)
 
     # --------------------------------------------------------------- finetune
     def _prepare_finetune(self, model: nn.Module, train_set: Any, val_set: Any, phase: Phase,
@@ -1124,6 +1121,8 @@ def train(
                           path=out_dir)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(config.device, local_rank=local_rank)
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 for what runs outside bf16 autocast
     info = _init_distributed(device)
     try:
         trainer = Trainer(config, data_root=data_root, out_dir=out_dir, resume=resume, on_event=on_event,

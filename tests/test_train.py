@@ -167,9 +167,10 @@ def test_checkpoint_round_trip_weights_only(doccnet_run) -> None:
     from recon_cli.io.checkpoint import load_checkpoint
 
     cfg, result, losses, out, records = doccnet_run
-    raw = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
-    extra = raw["extra"]
-    assert extra["step"] == result.best_step and extra["phase"] == ("joint" if result.best_step <= 30 else "finetune")
+    best = torch.load(out / "best.pt", map_location="cpu", weights_only=True)["extra"]
+    assert best["step"] == result.best_step and best["phase"] == ("joint" if result.best_step <= 30 else "finetune")
+    assert best["best_iou"] == result.best_iou and "optimizer" not in best  # best.pt: weights for use
+    extra = torch.load(out / "last.pt", map_location="cpu", weights_only=True)["extra"]
     assert set(extra["rng"]) >= {"python", "numpy", "torch"} and "state" in extra["optimizer"]
     model, mcfg, _ = load_checkpoint(out / "last.pt")
     assert mcfg == cfg.model and model.stage1 is not None and model.stage2 is not None
