@@ -41,6 +41,7 @@ import json
 import math
 import os
 import random
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -56,7 +57,7 @@ from torch import Tensor, nn
 
 from recon_cli.config import deep_merge, from_dict, load_yaml, parse_override, to_dict
 from recon_cli.data.shapenet import ShapeNetDataset, load_occupancy, load_pointcloud
-from recon_cli.errors import CheckpointError, ConfigError, DatasetError
+from recon_cli.errors import CheckpointError, ConfigError, DatasetError, ReconError
 from recon_cli.models.config import MODEL_NAMES, ModelConfig, default_model_config
 
 #: Built-in configs shipped in ``recon_cli/configs`` (``<name>.yaml``).
@@ -239,7 +240,21 @@ def resolve_config(
         raise ConfigError("config.model: expected a mapping")
     raw = dict(raw)
     raw["model"] = deep_merge(to_dict(default_model_config(name)), model_raw)
-    return from_dict(TrainConfig, raw, where="config")
+    return from_dict(TrainConfig, _floats(raw), where="config")
+
+
+_SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def _floats(value: Any) -> Any:
+    """YAML 1.1 reads ``3e-4`` (no dot) as a string: turn such strings into floats."""
+    if isinstance(value, dict):
+        return {k: _floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_floats(v) for v in value]
+    if isinstance(value, str) and _SCIENTIFIC.match(value):
+        return float(value)
+    return value
 
 
 def config_to_yaml(config: TrainConfig) -> str:
@@ -789,10 +804,20 @@ class Trainer:
         )
 
     def _write_config(self) -> None:
-        if self.info.is_main:
-            from recon_cli.io.atomic import atomic_write_text
+        """config.yaml, and log.jsonl cut back to the steps that last.pt holds (a fresh run empties it)."""
+        if not self.info.is_main:
+            return
+        from recon_cli.io.atomic import atomic_write_text
 
-            atomic_write_text(self.out / "config.yaml", config_to_yaml(self.config))
+        atomic_write_text(self.out / "config.yaml", config_to_yaml(self.config))
+        log = self.out / "log.jsonl"
+        if log.exists():
+            kept = []
+            for line in log.read_text(encoding="utf-8").splitlines():
+                with contextlib.suppress(ValueError, TypeError):
+                    if json.loads(line)["step"] <= self.step:
+                        kept.append(line + "\n")
+            atomic_write_text(log, "".join(kept))
 
     def _run_phase(self, phase: Phase, model: nn.Module, train_set: Any, val_set: Any,
                    opt_state: dict[str, Any] | None, flag: _StopFlag, t0: float, run_start: int) -> str:
@@ -835,6 +860,9 @@ class Trainer:
             packed = torch.cat([pending.float() / pending_n, votes.to(self.device)])
             packed = _all_reduce_sum(packed, self.info, self.device).cpu()
             losses = packed[:n_stages] / self.info.world_size
+            if not torch.isfinite(losses).all():
+                raise ReconError(f"the loss became {float(losses.sum())} at step {self.step}; lower optim.lr "
+                                 f"(last.pt holds the last good state)", path=self.out)
             window["loss"] += losses * pending_n
             window["n"] += pending_n
             pending.zero_()

@@ -184,8 +184,12 @@ def test_resume_gives_identical_next_losses(dataset: Path, tmp_path: Path) -> No
     part, first = _run(cfg, dataset, tmp_path / "cut", max_steps=2)
     assert part.stopped == "max_steps" and part.step == 2
     assert torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["extra"]["step"] == 2
+    with open(tmp_path / "cut" / "log.jsonl", "a") as fh:  # a record the interrupted run wrote after last.pt
+        fh.write(json.dumps({"step": 3, "loss": 0.0}) + "\n")
     done, rest = _run(cfg, dataset, tmp_path / "cut", resume=True)
     assert done.step == 5 and sorted(rest) == [3, 4, 5]
+    steps = [json.loads(line)["step"] for line in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
+    assert steps == [2, 5, 5]  # the stale step-3 record is gone; step 5: training and val records
     assert [first[1], first[2], rest[3], rest[4], rest[5]] == [full[s] for s in range(1, 6)]
 
 
@@ -201,6 +205,14 @@ def test_sigterm_saves_and_stops(dataset: Path, tmp_path: Path) -> None:
     assert result.stopped == "signal" and result.step == 4
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["extra"]["step"] == 4
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_diverging_loss_is_an_error(dataset: Path, tmp_path: Path) -> None:
+    from recon_cli.errors import ReconError
+
+    cfg = _cfg("onet-pcl", "steps=3", "optim.lr=1e30")  # YAML 1.1 reads 1e38 as a string: resolve_config accepts it
+    with pytest.raises(ReconError, match=r"the loss became (nan|inf) at step 2"):
+        train(cfg, data_root=dataset, out_dir=tmp_path / "run")
 
 
 def test_existing_run_needs_resume(dataset: Path, tmp_path: Path) -> None:
