@@ -112,5 +112,28 @@ def test_bad_config_values(tmp_path: Path) -> None:
 def test_pickled_objects_refused(tmp_path: Path) -> None:
     path = tmp_path / "p.pt"
     torch.save({"format_version": 1, "state_dict": {}, "obj": Path("x")}, path)
-    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+    with pytest.raises(CheckpointError, match="refusing to unpickle"):
         load_checkpoint(path)
+
+
+def test_corrupt_bytes_detected(tmp_path: Path) -> None:
+    path = make_checkpoint(tmp_path / "c.pt", "onet")
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 64] = bytes(64)  # damage inside a tensor record
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupt checkpoint"):
+        load_checkpoint(path)
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "e.pt"
+    path.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty checkpoint file"):
+        load_checkpoint(path)
+
+
+def test_loaded_model_is_trainable(tmp_path: Path) -> None:
+    model, _, _ = load_checkpoint(make_checkpoint(tmp_path / "t.pt", "onet"))
+    assert all(p.requires_grad for p in model.parameters())
+    assert all(p.dtype == torch.float32 for p in model.parameters())

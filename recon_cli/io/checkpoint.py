@@ -7,6 +7,7 @@ Only plain Python values and tensors are stored, so the file loads with
 from __future__ import annotations
 
 import io
+import pickle
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -59,12 +60,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError("no such checkpoint file", path=path)
     if not path.is_file():
         raise CheckpointError("not a file", path=path)
+    _check_container(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except (zipfile.BadZipFile, EOFError) as exc:
         raise CheckpointError(f"truncated or corrupt checkpoint ({_one_line(exc)})", path=path) from None
-    except Exception as exc:  # torch raises RuntimeError/UnpicklingError/... for bad files
-        raise CheckpointError(f"cannot read checkpoint ({type(exc).__name__}: {_one_line(exc)})", path=path) from None
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            "checkpoint holds objects other than tensors and plain values; refusing to unpickle them "
+            "(recon loads checkpoints with weights_only=True)",
+            path=path,
+        ) from None
+    except Exception as exc:  # torch raises RuntimeError and others for damaged archives
+        raise CheckpointError(f"truncated or corrupt checkpoint ({type(exc).__name__}: {_one_line(exc)})", path=path) from None
     if not isinstance(data, dict) or "format_version" not in data or "state_dict" not in data:
         raise CheckpointError("not a recon checkpoint (no format_version/state_dict)", path=path)
     if data["format_version"] != FORMAT_VERSION:
@@ -87,10 +95,10 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
         raise CheckpointError(f"bad model config: {exc}", path=path) from None
     if cfg.name != data["model"]:
         raise CheckpointError(f"model name {data['model']!r} does not match config name {cfg.name!r}", path=path)
-    model = build_model(cfg)
+    model = build_model(cfg, initialize=False)  # every parameter is loaded below (strict)
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in data["state_dict"].items()}
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True, assign=True)  # adopt the loaded tensors (no copy)
     except RuntimeError as exc:
         raise CheckpointError(f"weights do not match the config: {_state_summary(model, state)}", path=path) from None
     model.eval().to(device)
@@ -98,9 +106,33 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     return model, cfg, extra
 
 
+def _check_container(path: Path) -> None:
+    """Reject empty files, non-zip files and incomplete zip archives before unpickling."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint ({exc.strerror or exc})", path=path) from None
+    if not head:
+        raise CheckpointError("empty checkpoint file (truncated?)", path=path)
+    if head != b"PK\x03\x04":
+        raise CheckpointError("not a recon checkpoint (not a PyTorch zip archive)", path=path)
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError("truncated or corrupt checkpoint (incomplete zip archive)", path=path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()  # CRC of every member: catches damaged bytes inside the file
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise CheckpointError(f"truncated or corrupt checkpoint ({_one_line(exc)})", path=path) from None
+    if bad is not None:
+        raise CheckpointError(f"corrupt checkpoint (checksum mismatch in {bad})", path=path)
+
+
 def _one_line(exc: BaseException) -> str:
+    """The first sentence of an exception message (torch's are long)."""
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    first = text[0] if text else type(exc).__name__
+    return first.split(". ")[0].rstrip(".")
 
 
 def _state_summary(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> str:

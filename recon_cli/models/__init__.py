@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+
+from torch.nn import init
 
 from recon_cli.errors import ConfigError
 from recon_cli.models.config import (
@@ -22,12 +25,46 @@ from recon_cli.models.occupancy import DOccNet, OccupancyModel
 REGISTRY: dict[str, Callable[[ModelConfig], DOccNet]] = {name: DOccNet for name in MODEL_NAMES}
 
 
-def build_model(cfg: ModelConfig) -> DOccNet:
-    """Build the model ``cfg.name`` (ConfigError listing the valid names for an unknown one)."""
+_INIT_FUNCTIONS = (
+    "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_",
+    "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_",
+)
+
+
+@contextlib.contextmanager
+def skip_weight_init() -> Iterator[None]:
+    """Make ``torch.nn.init`` functions no-ops while building a model whose weights are loaded next.
+
+    Random initialisation of the paper-size D-OccNet takes about a second on a
+    small CPU; a checkpoint overwrites every parameter anyway. Not thread-safe:
+    do not build other models in other threads meanwhile.
+    """
+    saved = {name: getattr(init, name) for name in _INIT_FUNCTIONS}
+    try:
+        for name in _INIT_FUNCTIONS:
+            setattr(init, name, _keep)
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(init, name, fn)
+
+
+def _keep(tensor, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    return tensor
+
+
+def build_model(cfg: ModelConfig, *, initialize: bool = True) -> DOccNet:
+    """Build the model ``cfg.name`` (ConfigError listing the valid names for an unknown one).
+
+    ``initialize=False`` leaves the weights uninitialised (for loading a state dict right after).
+    """
     builder = REGISTRY.get(cfg.name)
     if builder is None:
         raise ConfigError(f"unknown model {cfg.name!r}; valid models: {', '.join(REGISTRY)}")
-    return builder(cfg)
+    if initialize:
+        return builder(cfg)
+    with skip_weight_init():
+        return builder(cfg)
 
 
 __all__ = [
@@ -44,5 +81,6 @@ __all__ = [
     "ResnetPointnet",
     "build_model",
     "default_model_config",
+    "skip_weight_init",
     "small_model_config",
 ]
