@@ -206,3 +206,21 @@ def test_cli_bad_weights(tmp_path: Path, content: bytes | None) -> None:
 
 def test_cli_missing_options_is_usage_error() -> None:
     assert runner.invoke(app, ["export-onnx"]).exit_code == 2
+
+
+@pytest.mark.gpu
+def test_cuda_provider_matches_torch(exported: tuple[torch.nn.Module, Path]) -> None:
+    import onnxruntime
+
+    if not torch.cuda.is_available() or "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("needs torch CUDA and onnxruntime-gpu")
+    model, out = exported
+    ref, ort = TorchBackend(model, device="cuda"), OnnxBackend(out, device="cuda")
+    assert ort.device.type == "cuda" and ort.provider == "CUDAExecutionProvider"
+    points = torch.rand(2, 5000, 3, device="cuda") - 0.5
+    images = torch.rand(2, 3, 64, 64, device="cuda")
+    c1 = ref.encode_image(images)
+    torch.testing.assert_close(ort.encode_image(images), c1, atol=1e-3, rtol=0)
+    got = ort.decode(1, points, c1)
+    assert got.device.type == "cuda"
+    torch.testing.assert_close(got, ref.decode(1, points, c1), atol=1e-3, rtol=0)

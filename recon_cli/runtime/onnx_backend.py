@@ -147,36 +147,42 @@ class OnnxBackend:
             raise ValueError(f"model {self.model_name!r} has no {name} network")
         return session
 
-    def _run(self, name: str, feeds: dict[str, Tensor]) -> Tensor:
-        """Run network ``name``; tensors are handed over without copies where possible."""
+    def _run(self, name: str, feeds: dict[str, Tensor], out_shape: tuple[int, ...]) -> Tensor:
+        """Run network ``name`` whose output has shape ``out_shape``; no copies where possible."""
         session = self._session(name)
         if self.device.type == "cuda":
-            return self._run_cuda(session, feeds)
+            return self._run_cuda(session, feeds, out_shape)
         arrays = {k: np.ascontiguousarray(v.detach().to("cpu", torch.float32).numpy()) for k, v in feeds.items()}
         (out,) = session.run(None, arrays)
         return torch.from_numpy(out)
 
-    def _run_cuda(self, session: Any, feeds: dict[str, Tensor]) -> Tensor:
+    def _run_cuda(self, session: Any, feeds: dict[str, Tensor], out_shape: tuple[int, ...]) -> Tensor:
+        """Bind torch CUDA tensors as inputs and output (the data never leaves the GPU)."""
+        index = self.device.index if self.device.index is not None else torch.cuda.current_device()
         binding = session.io_binding()
-        keep = []
-        for key, value in feeds.items():
-            value = value.detach().to(self.device, torch.float32).contiguous()
-            keep.append(value)
-            binding.bind_input(key, "cuda", self.device.index or 0, np.float32, tuple(value.shape), value.data_ptr())
-        output = session.get_outputs()[0].name
-        binding.bind_output(output, "cuda", self.device.index or 0)
+        inputs = {k: v.detach().to(self.device, torch.float32).contiguous() for k, v in feeds.items()}
+        for key, value in inputs.items():
+            binding.bind_input(key, "cuda", index, np.float32, tuple(value.shape), value.data_ptr())
+        out = torch.empty(out_shape, dtype=torch.float32, device=self.device)
+        binding.bind_output(session.get_outputs()[0].name, "cuda", index, np.float32, out_shape, out.data_ptr())
+        torch.cuda.current_stream(self.device).synchronize()  # inputs written before onnxruntime reads them
         session.run_with_iobinding(binding)
-        (ort_value,) = binding.get_outputs()
-        return torch.from_dlpack(ort_value.to_dlpack()) if hasattr(ort_value, "to_dlpack") else \
-            torch.from_numpy(ort_value.numpy()).to(self.device)
+        binding.synchronize_outputs()
+        return out
+
+    def _c_dim(self, stage: int) -> int:
+        value = self.manifest.get(f"c_dim{stage}")
+        if value is None:
+            raise ValueError(f"model {self.model_name!r} has no stage {stage}")
+        return int(value)
 
     def encode_image(self, images: Tensor) -> Tensor:
         """images (B, 3, S, S) in [0, 1] -> codes (B, c1)."""
-        return self._run("image_encoder", {"images": images})
+        return self._run("image_encoder", {"images": images}, (images.shape[0], self._c_dim(1)))
 
     def encode_points(self, points: Tensor) -> Tensor:
         """points (B, P, 3) -> codes (B, c2)."""
-        return self._run("point_encoder", {"points": points})
+        return self._run("point_encoder", {"points": points}, (points.shape[0], self._c_dim(2)))
 
     def decode(self, stage: int, points: Tensor, c: Tensor) -> Tensor:
         """points (B, N, 3), codes (B, c) -> logits (B, N) of ``stage`` (1 or 2)."""
@@ -184,8 +190,8 @@ class OnnxBackend:
             raise ValueError(f"stage must be 1 or 2, got {stage}")
         name = f"decoder{stage}"
         n = points.shape[1]
-        step = self.cpu_chunk
+        b, step = points.shape[0], self.cpu_chunk
         if self.device.type == "cuda" or n <= step:
-            return self._run(name, {"p": points, "c": c})
-        parts = [self._run(name, {"p": points[:, i:i + step], "c": c}) for i in range(0, n, step)]
+            return self._run(name, {"p": points, "c": c}, (b, n))
+        parts = [self._run(name, {"p": points[:, i:i + step], "c": c}, (b, min(step, n - i))) for i in range(0, n, step)]
         return torch.cat(parts, dim=1)
