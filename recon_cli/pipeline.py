@@ -229,6 +229,8 @@ class Reconstructor:
             raise InputError("this model has no image stage (it is an onet-pcl model); give a point cloud instead")
         if images.ndim != 4 or images.shape[1] != 3:
             raise InputError(f"images must have shape (B, 3, S, S), got {tuple(images.shape)}")
+        if not images.is_floating_point():
+            raise InputError(f"images must be float RGB in [0, 1], got dtype {images.dtype}")
         with torch.inference_mode():
             return self._reconstruct_images(images)
 

@@ -100,6 +100,10 @@ def test_wrong_inputs_for_model(tmp_path: Path) -> None:
         Reconstructor(onet, stages="1+2", options=FAST).reconstruct_images(torch.rand(1, 3, 64, 64))
     with pytest.raises(InputError, match="unknown stages"):
         Reconstructor(onet, stages="3")
+    with pytest.raises(InputError, match="float RGB"):
+        Reconstructor(onet).reconstruct_images(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
+    with pytest.raises(InputError, match="shape"):
+        Reconstructor(onet).reconstruct_images(torch.zeros(3, 64, 64))
 
 
 def test_options_validation_and_presets() -> None:
