@@ -178,3 +178,9 @@ def test_simplify_and_normals() -> None:
     assert np.allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-6)
     radial = mesh.vertices / np.linalg.norm(mesh.vertices, axis=1, keepdims=True)
     assert np.min(np.sum(normals * radial, axis=1)) > 0.99  # outward
+
+
+def test_mise_without_upsampling_is_the_dense_coarse_grid() -> None:
+    result = mise(torus, 16, 0, 0.0)
+    assert result.n_evaluated == 17**3 and result.rounds == 1
+    assert np.array_equal(result.values, dense_grid(torus, 16))
