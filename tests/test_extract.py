@@ -11,7 +11,6 @@ from scipy import ndimage
 from recon_cli.extract import (
     dense_grid,
     grid_to_mesh,
-    lattice_points,
     marching_cubes_pymcubes,
     marching_cubes_torch,
     mise,
