@@ -54,6 +54,7 @@ class MISE:
         # known points, split by side of the level
         self.inside = np.zeros((n, n, n), dtype=bool)
         self.outside = np.zeros((n, n, n), dtype=bool)
+        self.unknown = np.ones((n, n, n), dtype=bool)
         self.split = [np.zeros((self._res(l),) * 3, dtype=bool) for l in range(self.steps)]
         self.exists = [np.zeros((self._res(l),) * 3, dtype=bool) for l in range(self.steps + 1)]
         self.exists[0][...] = True
@@ -71,7 +72,7 @@ class MISE:
     @property
     def known(self) -> np.ndarray:
         """(R+1)^3 bool: which lattice points have been evaluated."""
-        return self.inside | self.outside
+        return ~self.unknown
 
     @property
     def done(self) -> bool:
@@ -92,6 +93,7 @@ class MISE:
         above = logits > self.level
         self.inside[idx] = above
         self.outside[idx] = ~above
+        self.unknown[idx] = False
         self.n_evaluated += len(logits)
         self.rounds += 1
         self._pending = self._advance()
@@ -100,20 +102,24 @@ class MISE:
         """Subdivide straddling voxels; return the unknown lattice points their children need."""
         n = self.resolution + 1
         while True:
-            need = None
+            found, changed = [], False
             for level in range(self.steps):
                 newly = self._subdivide(level)
-                if newly is not None:
-                    if need is None:
-                        need = np.zeros((n, n, n), dtype=bool)
-                    self._mark_children(level, newly, need)
-            if need is None:
+                if newly is None:
+                    continue
+                changed = True
+                s = self._stride(level + 1)
+                corners = _child_corners(newly)  # (2r+1,)^3 on the lattice of stride s
+                corners &= self.unknown[::s, ::s, ::s]
+                if corners.any():
+                    found.append(np.argwhere(corners) * s)
+            if not changed:
                 return np.zeros((0, 3), dtype=np.int64)
-            need &= ~self.inside
-            need &= ~self.outside
-            pending = np.argwhere(need)
-            if len(pending):
-                return pending
+            if found:
+                if len(found) == 1:
+                    return found[0]
+                flat = np.unique(np.concatenate([(f[:, 0] * n + f[:, 1]) * n + f[:, 2] for f in found]))
+                return np.stack([flat // (n * n), flat // n % n, flat % n], axis=1)
 
     def _subdivide(self, level: int) -> np.ndarray | None:
         """Mark straddling leaf voxels of ``level`` as split; return the new ones as a mask (or None)."""
@@ -127,17 +133,6 @@ class MISE:
         self.split[level] |= newly
         self.exists[level + 1] |= _upsample2(newly)
         return newly
-
-    def _mark_children(self, level: int, newly: np.ndarray, need: np.ndarray) -> None:
-        """Set ``need`` at every corner of the children of the ``newly`` split voxels of ``level``."""
-        child = _upsample2(newly)  # (2r, 2r, 2r) child voxels
-        corners = np.zeros(tuple(d + 1 for d in child.shape), dtype=bool)
-        for di in (0, 1):
-            for dj in (0, 1):
-                for dk in (0, 1):
-                    corners[di : di + child.shape[0], dj : dj + child.shape[1], dk : dk + child.shape[2]] |= child
-        s = self._stride(level + 1)
-        need[::s, ::s, ::s] |= corners
 
     def to_dense(self) -> np.ndarray:
         """The (R+1)^3 field: known values, other points trilinear from their leaf voxel."""
@@ -166,6 +161,24 @@ def _box_any(grid: np.ndarray, s: int) -> np.ndarray:
             part = out[tuple(index)]
             acc = part.copy() if acc is None else np.logical_or(acc, part, out=acc)
         out = acc
+    return out
+
+
+def _child_corners(voxels: np.ndarray) -> np.ndarray:
+    """(r,)^3 voxel mask -> (2r+1,)^3 mask of the corners of their 8 children each.
+
+    Along each axis, point q of the finer lattice is a child corner of voxel i when
+    2i <= q <= 2i + 2: even q = 2i belongs to voxels i - 1 and i, odd q = 2i + 1 to voxel i.
+    """
+    out = voxels
+    for axis in range(3):
+        moved = np.moveaxis(out, axis, 0)
+        r = moved.shape[0]
+        fine = np.zeros((2 * r + 1, *moved.shape[1:]), dtype=bool)
+        fine[1::2] = moved
+        fine[0:-1:2] |= moved
+        fine[2::2] |= moved
+        out = np.moveaxis(fine, 0, axis)
     return out
 
 
