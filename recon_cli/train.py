@@ -628,10 +628,20 @@ def _loader(dataset: Any, sampler: torch.utils.data.Sampler, workers: int, devic
     kwargs: dict[str, Any] = {}
     if workers > 0:
         kwargs.update(prefetch_factor=config.data.prefetch_factor, persistent_workers=persistent)
+    if workers > 0:
+        kwargs["worker_init_fn"] = _worker_init
     return torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, num_workers=workers, collate_fn=_collate,
         pin_memory=config.data.pin_memory and device.type == "cuda", **kwargs,
     )
+
+
+def _worker_init(worker_id: int) -> None:
+    """Loader workers ignore Ctrl-C/SIGTERM sent to the whole process group: the main
+    process finishes the step, saves last.pt and shuts them down itself."""
+    del worker_id
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _to(batch: dict[str, Any], key: str, device: torch.device) -> Tensor | None:

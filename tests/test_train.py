@@ -215,6 +215,32 @@ def test_diverging_loss_is_an_error(dataset: Path, tmp_path: Path) -> None:
         train(cfg, data_root=dataset, out_dir=tmp_path / "run")
 
 
+def test_sigterm_to_process_group_with_loader_workers(dataset: Path, tmp_path: Path) -> None:
+    """As a scheduler or Ctrl-C does: the whole group gets the signal; workers must not die first."""
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "recon_cli", "train", "--data", str(dataset), "--model", "onet-pcl",
+           "--out", str(out), "--json"]
+    for s in [*SMALL, "data.workers=2", "steps=100000", "log_every=1", "val_every=100000"]:
+        cmd += ["--set", s]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "log.jsonl").exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr[-2000:]
+    result = json.loads(stdout)
+    assert result["stopped"] == "signal" and result["step"] >= 1
+    assert torch.load(out / "last.pt", weights_only=True)["extra"]["step"] == result["step"]
+
+
 def test_existing_run_needs_resume(dataset: Path, tmp_path: Path) -> None:
     cfg = _cfg("onet-pcl", "steps=1")
     _run(cfg, dataset, tmp_path / "run")
