@@ -6,7 +6,7 @@ backends, through :class:`recon_cli.pipeline.Reconstructor` (encode, MISE,
 marching cubes, and for D-OccNet the 300-point resampling and stage 2).
 
 Weights: paper-size networks with random encoders and decoders set to a closed
-blob (the test helper ``make_blob_decoder``), so every stage extracts a real
+blob (``recon_cli.models.synthetic.make_blob_decoder``), so every stage extracts a real
 surface of about the area of a ShapeNet object; speed does not depend on the
 learnt values. Set ``RECON_BENCH_WEIGHTS=DIR`` (holding ``onet.pt`` and/or
 ``doccnet.pt``) to time trained checkpoints instead.
@@ -20,7 +20,6 @@ Peak memory: ``peak_rss_mb`` is the process's high-water mark so far
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -30,15 +29,6 @@ REPO = Path(__file__).resolve().parents[1]
 MODELS = ("onet", "doccnet")
 QUALITIES = ("draft", "standard", "high")
 BATCH_SIZES = (1, 8, 32, 128)
-
-
-def _blob_helper() -> Any:
-    spec = importlib.util.spec_from_file_location("_recon_helpers_models", REPO / "tests" / "helpers_models.py")
-    if spec is None or spec.loader is None:
-        raise FileNotFoundError(REPO / "tests" / "helpers_models.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_blob_decoder
 
 
 def make_model(name: str, *, quick: bool) -> tuple[Any, str]:
@@ -55,7 +45,8 @@ def make_model(name: str, *, quick: bool) -> tuple[Any, str]:
         return model.eval(), f"checkpoint {Path(weights_dir) / f'{name}.pt'}"
     torch.manual_seed(0)
     model = build_model(small_model_config(name) if quick else default_model_config(name)).eval()
-    blob = _blob_helper()
+    from recon_cli.models.synthetic import make_blob_decoder as blob
+
     for stage in (model.stage1, model.stage2):
         if stage is not None:
             blob(stage.decoder)
@@ -133,7 +124,8 @@ def run(quick: bool) -> dict[str, Any]:
 
     qualities = ("draft",) if quick else QUALITIES
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    doc: dict[str, Any] = {"models": {}, "note": "seconds per image at batch 1 unless stated"}
+    doc: dict[str, Any] = {"models": {}, "threads": torch.get_num_threads(),
+                           "note": "seconds per image at batch 1 unless stated"}
     for name in MODELS:
         model, weights = make_model(name, quick=quick)
         section: dict[str, Any] = {"weights": weights, "devices": {}}
