@@ -1,0 +1,1 @@
+"""Procedural generator (work in progress)."""
