@@ -152,3 +152,15 @@ def test_stage1_mesh_on_coarser_lattice_by_default(blob_backend: TorchBackend) -
     same = ExtractOptions(resolution0=8, upsampling_steps=2, stage1_upsampling_steps=None)
     (fine,) = Reconstructor(blob_backend, options=same).reconstruct_images(image)
     assert len(fine.stage1_mesh.faces) > len(full.stage1_mesh.faces)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu(tmp_path: Path) -> None:
+    path = make_checkpoint(tmp_path / "g.pt", "doccnet", nonempty=True)
+    image = torch.rand(2, 3, 64, 64)
+    cpu = Reconstructor(TorchBackend.from_checkpoint(path), options=FAST).reconstruct_images(image)
+    gpu = Reconstructor(TorchBackend.from_checkpoint(path, device="cuda"), options=FAST).reconstruct_images(image)
+    for a, b in zip(cpu, gpu):  # torch marching cubes on CUDA, PyMCubes on the CPU
+        assert (len(a.mesh.vertices), len(a.mesh.faces)) == (len(b.mesh.vertices), len(b.mesh.faces))
+        va, vb = np.asarray(a.mesh.vertices), np.asarray(b.mesh.vertices)
+        assert np.abs(va[np.lexsort(va.T)] - vb[np.lexsort(vb.T)]).max() < 1e-4
