@@ -158,3 +158,14 @@ def test_iou_and_means() -> None:
     m = mean_scores([w, best])
     assert m is not None and m.iou == 0.5 and m.chamfer_l1 == pytest.approx((WORST_DISTANCE + 1) / 2)
     assert mean_scores([]) is None
+
+
+def test_default_inside_test_on_a_non_watertight_prediction() -> None:
+    """The default inside test (the dataset builder's) handles a box without its top face."""
+    gt = ground_truth(0.8)
+    mesh = box(0.8)
+    open_box = trimesh.Trimesh(mesh.vertices, mesh.faces[mesh.face_normals[:, 1] < 0.5], process=False)
+    assert len(open_box.faces) == 10 and not open_box.is_watertight
+    scores, empty = score_mesh(open_box, seed=0, **gt)
+    assert not empty
+    assert scores.iou > 0.995
