@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from recon_cli.cli.common import err_console, fail, guarded, print_json
 
 data_app = typer.Typer(help="Build, generate and validate datasets in the ShapeNet layout.", no_args_is_help=True)
 
@@ -10,3 +15,120 @@ data_app = typer.Typer(help="Build, generate and validate datasets in the ShapeN
 def register(app: typer.Typer) -> None:
     """Attach the `data` command group to the root app."""
     app.add_typer(data_app, name="data")
+
+
+def _progress(label: str):  # noqa: ANN202 - rich Progress
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+        TimeRemainingColumn
+
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[last]}"))
+    return Progress(*columns, console=err_console, transient=True)
+
+
+@data_app.command("check")
+@guarded
+def check(
+    root: Path = typer.Argument(..., help="Dataset root (holds metadata.yaml and one folder per synset)."),
+    full: bool = typer.Option(False, "--full", help="Also load every array and decode every image (slower)."),
+    max_issues: int = typer.Option(50, "--max-issues", min=0, help="Issues listed in the human output."),
+    json_out: bool = typer.Option(False, "--json", help="Print the whole report as one JSON document."),
+) -> None:
+    """Validate a dataset: layout, npz keys/shapes/dtypes, renders, cameras, split files.
+
+    Exit code 1 when any error is found. Example: recon data check data/ShapeNet --full
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from recon_cli.data.check import check_dataset
+
+    with _progress("check") as progress:
+        task = progress.add_task("check", total=None, last="")
+        report = check_dataset(root, full=full,
+                               on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        out = Console(highlight=False)
+        table = Table(title=f"{root}")
+        for col in ("synset", "name", "train", "val", "test", "models", "with errors"):
+            table.add_column(col, justify="left" if col in ("synset", "name") else "right")
+        for c in report.categories:
+            table.add_row(c.synset, c.name, str(c.train), str(c.val), str(c.test), str(c.models),
+                          f"[red]{c.bad_models}[/red]" if c.bad_models else "0")
+        out.print(table)
+        for issue in report.issues[:max_issues]:
+            style = "red" if issue.level == "error" else "yellow"
+            out.print(f"{issue.level}: {issue}", style=style, markup=False, soft_wrap=True)
+        if len(report.issues) > max_issues:
+            out.print(f"... {len(report.issues) - max_issues} more issue(s) (use --json for all)", markup=False)
+    if not report.ok:
+        fail(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s) in {report.n_models} model(s): {root}")
+        raise typer.Exit(1)
+    if not json_out:
+        err_console.print(f"ok: {report.n_models} model(s), {len(report.warnings)} warning(s)", style="green",
+                          markup=False)
+
+
+def _parse_split(text: str) -> tuple[float, float, float]:
+    from recon_cli.errors import InputError
+
+    parts = text.replace(",", "/").split("/")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise InputError(f"--split must look like 0.7/0.1/0.2, got {text!r}") from None
+    if len(values) != 3:
+        raise InputError(f"--split needs three shares train/val/test, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+@data_app.command("build")
+@guarded
+def build(
+    meshes_dir: Path = typer.Argument(..., help="Folder of meshes: one subfolder per category, or flat with --category."),
+    out: Path = typer.Option(..., "-o", "--out", help="Dataset root to write (created if missing)."),
+    category: Optional[str] = typer.Option(
+        None, "--category", "-c", help="Category of a flat folder: a name (chair, ...), a synset id or a new name."),
+    split: str = typer.Option("0.7/0.1/0.2", "--split", help="Train/val/test shares."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of sampling, views and splits."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Parallel worker processes."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Rebuild models that are already finished."),
+    views: int = typer.Option(24, "--views", min=1, max=999, help="Renders per model."),
+    size: int = typer.Option(137, "--size", min=16, max=1024, help="Render side in pixels."),
+    points: int = typer.Option(100_000, "--points", min=8, help="Occupancy and surface samples per model."),
+    randomize: bool = typer.Option(False, "--randomize", help="Domain randomisation: light, colour, background."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON report on stdout."),
+) -> None:
+    """Turn a folder of meshes (OBJ, OFF, PLY, STL, GLB) into a dataset in the ShapeNet layout.
+
+    A rerun skips finished models (resume). Exit code 1 when any model failed.
+    Example: recon data build my_meshes/ -o data/mine --workers 2
+    """
+    from recon_cli.data.build import build_from_folder
+    from recon_cli.data.render import RenderOptions
+
+    shares = _parse_split(split)
+    render = RenderOptions(size=size, n_views=views, randomize=randomize)
+    failures: list[str] = []
+    with _progress("build") as progress:
+        task = progress.add_task("build", total=None, last="")
+
+        def on_progress(result) -> None:  # noqa: ANN001 - ModelResult
+            state = "skipped" if result.skipped else ("ok" if result.ok else "FAILED")
+            progress.update(task, completed=result.done, total=result.total, last=f"{result.model_id} {state}")
+            if not result.ok:
+                failures.append(f"{result.synset}/{result.model_id}: {result.error}")
+                progress.console.print(f"failed {failures[-1]}", style="red", markup=False, soft_wrap=True)
+
+        report = build_from_folder(meshes_dir, out, category=category, split=shares, seed=seed, workers=workers,
+                                   overwrite=overwrite, render=render, n_points=points, on_progress=on_progress)
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        err_console.print(f"{report.n_built} built, {report.n_skipped} already finished, {len(report.failed)} failed "
+                          f"in {report.seconds:.1f} s -> {out}", markup=False)
+    if report.failed:
+        fail(f"{len(report.failed)} model(s) failed, e.g. {failures[0] if failures else report.failed[0].model_id}")
+        raise typer.Exit(1)

@@ -8,7 +8,6 @@ the float16 grid; the occupancy subsample is already random per item).
 from __future__ import annotations
 
 import logging
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,100 +17,17 @@ import torch
 from PIL import Image
 
 from recon_cli.data.layout import (
-    CAMERAS_FILE, IMG_DIR, POINTCLOUD_FILE, POINTS_FILE, SPLITS, read_metadata, read_split,
-    resolve_categories, view_name,
+    IMG_DIR, POINTCLOUD_FILE, POINTS_FILE, SPLITS, count_views, load_cameras, load_occupancy, load_pointcloud,
+    open_view, read_metadata, read_split, resolve_categories, view_name,
 )
 from recon_cli.errors import DatasetError, InputError
 
 __all__ = [
     "ShapeNetDataset", "load_occupancy", "load_pointcloud", "load_view", "load_cameras", "count_views",
-    "read_split", "read_metadata",
+    "read_split", "read_metadata", "open_view",
 ]
 
 log = logging.getLogger("recon")
-
-#: Largest render accepted before decoding (pixels).
-MAX_VIEW_PIXELS = 4096 * 4096
-
-
-def _load_npz(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise DatasetError("missing file", path=path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in keys if k not in data.files]
-            if missing:
-                raise DatasetError(f"missing key(s) {', '.join(missing)}", path=path)
-            return {k: data[k] for k in keys}
-    except DatasetError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DatasetError(f"corrupt npz ({type(exc).__name__}: {exc})".splitlines()[0], path=path) from exc
-
-
-def load_occupancy(model_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """points (N,3) float32 and occupancies (N,) bool from points.npz (N = 100k as built)."""
-    path = Path(model_dir) / POINTS_FILE
-    data = _load_npz(path, ("points", "occupancies"))
-    points = data["points"]
-    if points.ndim != 2 or points.shape[1] != 3:
-        raise DatasetError(f"points has shape {points.shape}, expected (N, 3)", path=path)
-    packed = data["occupancies"]
-    if packed.dtype != np.uint8 or packed.ndim != 1 or packed.size * 8 < len(points):
-        raise DatasetError(f"occupancies must be packbits uint8 of {len(points)} bits, got {packed.dtype} {packed.shape}",
-                           path=path)
-    occ = np.unpackbits(packed)[: len(points)].astype(bool)
-    return points.astype(np.float32), occ
-
-
-def load_pointcloud(model_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Surface points (N,3) float32 and their unit normals (N,3) float32 from pointcloud.npz."""
-    path = Path(model_dir) / POINTCLOUD_FILE
-    data = _load_npz(path, ("points", "normals"))
-    points, normals = data["points"], data["normals"]
-    if points.ndim != 2 or points.shape[1] != 3 or normals.shape != points.shape:
-        raise DatasetError(f"points {points.shape} / normals {normals.shape} must both be (N, 3)", path=path)
-    return points.astype(np.float32), normals.astype(np.float32)
-
-
-def load_cameras(model_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """K (V,3,3) and [R|t] (V,3,4) float32 from img_choy2016/cameras.npz."""
-    path = Path(model_dir) / IMG_DIR / CAMERAS_FILE
-    n = count_views(model_dir)
-    data = _load_npz(path, [f"camera_mat_{i}" for i in range(n)] + [f"world_mat_{i}" for i in range(n)])
-    K = np.stack([data[f"camera_mat_{i}"] for i in range(n)]).astype(np.float32)
-    Rt = np.stack([data[f"world_mat_{i}"] for i in range(n)]).astype(np.float32)
-    return K, Rt
-
-
-def count_views(model_dir: str | Path) -> int:
-    """Number of consecutive renders 000.jpg, 001.jpg, ... of a model."""
-    img_dir = Path(model_dir) / IMG_DIR
-    n = 0
-    while (img_dir / view_name(n)).is_file():
-        n += 1
-    return n
-
-
-def open_view(model_dir: str | Path, view: int) -> Image.Image:
-    """Decode render ``view`` as an RGB PIL image (alpha composited on white)."""
-    path = Path(model_dir) / IMG_DIR / view_name(view)
-    if not path.is_file():
-        raise DatasetError("missing render", path=path)
-    try:
-        with Image.open(path) as im:
-            if im.size[0] * im.size[1] > MAX_VIEW_PIXELS:
-                raise DatasetError(f"render is too large ({im.size[0]}x{im.size[1]})", path=path)
-            im.load()
-            if im.mode in ("RGBA", "LA", "P"):
-                im = im.convert("RGBA")
-                white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                return Image.alpha_composite(white, im).convert("RGB")
-            return im.convert("RGB")
-    except DatasetError:
-        raise
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DatasetError(f"corrupt image ({exc})".splitlines()[0], path=path) from exc
 
 
 def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
