@@ -195,27 +195,34 @@ def test_rerun_skips_scored_models(dataset: Path, meshes: Path, tmp_path: Path) 
     assert r3.exit_code == 1 and "different evaluation" in r3.output
 
 
-def test_model_mode_end_to_end(dataset: Path, checkpoint: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    result = invoke("--data", dataset, "--weights", checkpoint, "--out", out, "--quality", "draft", "--limit", "1",
-                    "--device", "cpu", *SAMPLES)
-    assert result.exit_code == 0, result.output
+def test_tiny_dataset_model_then_meshes_round_trip(tiny_dataset: Path, checkpoint: Path, tmp_path: Path) -> None:
+    """The shared tiny dataset (real renders) end to end; the kept meshes, scored with --meshes,
+    give the same numbers as the model run."""
+    out = tmp_path / "model"
+    common = ["--data", tiny_dataset, "--limit", "1", "--json", *SAMPLES]
+    model = invoke(*common, "--weights", checkpoint, "--quality", "draft", "--device", "cpu", "--out", out)
+    assert model.exit_code == 0, model.output
+    doc = json.loads(model.stdout)
+    assert [c["name"] for c in doc["categories"]] == ["chair", "table"]
+    assert doc["object_mean"]["n"] == 2 and doc["object_mean"]["failed"] == 0
+    assert doc["settings"]["mode"] == "model" and doc["settings"]["quality"] == "draft"
     rows = read_rows(out / "objects.csv")
-    assert set(rows) == {(CHAIR, "c_te0"), (TABLE, "t_te0")}
-    for key, row in rows.items():
-        assert row["status"] == "ok", row
-        assert 0.0 < float(row["iou"]) <= 1.0 and int(row["n_faces"]) > 0
-        assert (out / "meshes" / key[0] / f"{key[1]}.off").is_file()
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["settings"]["mode"] == "model" and summary["settings"]["quality"] == "draft"
-    assert "mean (class)" in result.stdout
+    first = {(s, (tiny_dataset / s / "test.lst").read_text().split("\n")[0]) for s in ("03001627", "04379232")}
+    assert set(rows) == first
+    for (synset, model), row in rows.items():
+        assert row["status"] == "ok" and 0.0 < float(row["iou"]) <= 1.0 and int(row["n_faces"]) > 0
+        assert (out / "meshes" / synset / f"{model}.off").is_file()
+    again = invoke(*common, "--meshes", out / "meshes")
+    assert again.exit_code == 0, again.output
+    for key in METRIC_KEYS:
+        assert json.loads(again.stdout)["class_mean"][key] == pytest.approx(doc["class_mean"][key], rel=1e-4, abs=1e-6)
 
 
 def test_a_failing_or_empty_reconstruction_is_counted(dataset: Path, checkpoint: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch that raises is retried one by one; the bad object fails alone, an empty mesh scores as empty."""
     from recon_cli.evaluate import evaluate_model
-    from recon_cli.pipeline import QUALITY_PRESETS, ExtractOptions, Reconstructor
+    from recon_cli.pipeline import ExtractOptions, Reconstructor
     from recon_cli.runtime.torch_backend import TorchBackend
 
     original = Reconstructor.reconstruct_images
@@ -231,10 +238,9 @@ def test_a_failing_or_empty_reconstruction_is_counted(dataset: Path, checkpoint:
         return out
 
     monkeypatch.setattr(Reconstructor, "reconstruct_images", flaky)
-    res0, steps = QUALITY_PRESETS["draft"]
     run = evaluate_model(dataset, TorchBackend.from_checkpoint(checkpoint, device="cpu"),
                          options=EvalOptions(categories=("chair",), batch_size=3, n_samples=20_000),
-                         extract=ExtractOptions(resolution0=res0, upsampling_steps=steps))
+                         extract=ExtractOptions(resolution0=16, upsampling_steps=1))
     assert calls == [3, 1, 1, 1]
     assert [r.status for r in run.results] == ["failed", "empty", "ok"]
     assert "CUDA out of memory (simulated)" in run.results[0].error
