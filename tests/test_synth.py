@@ -152,3 +152,54 @@ def test_cli_synth_rejects_unknown_category(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["data", "synth", "-o", str(tmp_path / "x"), "--categories", "teapot"])
     assert res.exit_code == 1
     assert "unknown category" in res.output
+
+
+def _tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_small_dataset_of_all_categories_passes_check_and_is_deterministic(tmp_path: Path) -> None:
+    from recon_cli.data.check import check_dataset
+    from recon_cli.data.render import RenderOptions
+    from recon_cli.data.synth import synth_dataset
+
+    options = {"render": RenderOptions(n_views=2, antialias=False), "n_points": 2048}
+    report = synth_dataset(tmp_path / "a", per_category=2, seed=3, **options)
+    assert len(report.results) == 26 and all(r.ok for r in report.results)
+    check = check_dataset(tmp_path / "a", full=True)
+    assert check.ok, [str(i) for i in check.issues[:5]]
+    assert check.n_models == 26
+    synth_dataset(tmp_path / "b", per_category=2, categories=["chair", "airplane"], seed=3, **options)
+    a, b = _tree_bytes(tmp_path / "a"), _tree_bytes(tmp_path / "b")
+    shared = [k for k in b if k.startswith(("03001627/", "02691156/")) and not k.endswith(".lst")]
+    assert len(shared) == 2 * 2 * 6  # 4 models x (3 npz/binvox + 2 jpg + cameras)
+    assert all(a[k] == b[k] for k in shared)  # same seed -> identical bytes
+    c = _tree_bytes(synth_dataset(tmp_path / "c", per_category=2, categories=["chair"], seed=4, **options).root)
+    assert c["03001627/synth_chair_00000/points.npz"] != a["03001627/synth_chair_00000/points.npz"]
+
+
+def test_cli_synth_then_check_and_preview(tmp_path: Path) -> None:
+    runner = CliRunner()
+    root = tmp_path / "ds"
+    res = runner.invoke(app, ["data", "synth", "-o", str(root), "--per-category", "2", "--categories",
+                              "telephone", "--seed", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    assert '"written": 2' in res.stdout
+    res = runner.invoke(app, ["data", "check", str(root), "--full"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["data", "synth", "-o", str(root), "--per-category", "2", "--categories",
+                              "telephone", "--seed", "1", "--json"])
+    assert '"skipped": 2' in res.stdout  # resumable: finished models are not rewritten
+    res = runner.invoke(app, ["data", "preview", str(root), "-o", str(tmp_path / "sheet.png")])
+    assert res.exit_code == 0, res.output
+    with Image.open(tmp_path / "sheet.png") as im:
+        assert im.size == (110 + 8 * 137, 137)
+
+
+@pytest.mark.slow
+def test_cli_two_models_per_category_pass_check(tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(app, ["data", "synth", "-o", str(tmp_path / "ds"), "--per-category", "2", "--workers", "2"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["data", "check", str(tmp_path / "ds"), "--full", "--json"])
+    assert res.exit_code == 0, res.output

@@ -23,7 +23,7 @@ def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
 def display(rng: np.random.Generator) -> Assembly:
     """Displays: flat monitor on neck + base, TV on two feet, CRT monitor, iMac-style all-in-one,
     wall panel / TV without stand, monitor on a round-base arm."""
-    family = str(rng.choice(["monitor", "monitor", "tv_feet", "crt", "allinone", "panel", "arm"]))
+    family = str(rng.choice(["monitor", "monitor", "monitor", "tv_feet", "tv_feet", "crt", "allinone", "panel", "arm"]))
     a = Assembly()
     frame = pick(rng, str(rng.choice(["plastic_dark", "plastic_dark", "plastic_light", "metal"])))
     screen = pick(rng, "screen")
@@ -48,10 +48,10 @@ def display(rng: np.random.Generator) -> Assembly:
     panel = rbox((0, cy, 0), (W + 2 * bez, H + 2 * bez + chin, T), _u(rng, 0.0, 0.015), axis="z")
     a.add(panel.translate((0, -chin / 2, 0)), frame)
     a.add(box((0, cy, T / 2), (W, H, 0.006)), screen)
-    back_d = _u(rng, 0.0, 0.08)
-    if back_d > 0.03:
-        a.add(hull(box((0, cy, -T / 2), (W * 0.9, H * 0.8, 0.01)),
-                   box((0, cy - H * 0.1, -T / 2 - back_d), (W * 0.5, H * 0.4, 0.01))), frame)
+    back_d = _u(rng, 0.0, 0.05)
+    if back_d > 0.025:
+        a.add(hull(box((0, cy, -T / 2), (W * 0.7, H * 0.6, 0.01)),
+                   box((0, cy - H * 0.05, -T / 2 - back_d), (W * 0.4, H * 0.3, 0.01))), frame)
     stand = pick(rng, str(rng.choice(["plastic_dark", "metal", "chrome"]))) if rng.random() < 0.5 else frame
     bottom = cy - H / 2 - bez - chin
     if family in ("monitor", "allinone"):
@@ -97,7 +97,7 @@ def _driver(a: Assembly, rng: np.random.Generator, center: tuple[float, float, f
 def loudspeaker(rng: np.random.Generator) -> Assembly:
     """Loudspeakers: bookshelf box, floor-standing tower, subwoofer cube, PA cabinet with horn,
     cylindrical smart speaker, speaker on a stand."""
-    family = str(rng.choice(["bookshelf", "tower", "sub", "pa", "cylinder", "stand"]))
+    family = str(rng.choice(["bookshelf", "bookshelf", "tower", "tower", "sub", "pa", "cylinder", "stand"]))
     a = Assembly()
     body = pick(rng, str(rng.choice(["plastic_dark", "dark_wood", "wood", "plastic_light", "painted"])))
     cone = pick(rng, str(rng.choice(["plastic_dark", "plastic_dark", "metal", "plastic_light"])))
