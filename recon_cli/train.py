@@ -151,12 +151,15 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on CUDA
     compile: bool = False  # torch.compile the training step's network
+    threads: int = 0  # torch intra-op CPU threads; 0 = torch's default (1 is much faster on a busy machine)
     finetune_stage2_on_stage1: bool = False
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
     def __post_init__(self) -> None:
         _positive(("steps", self.steps), ("val_every", self.val_every),
                   ("checkpoint_every", self.checkpoint_every), ("log_every", self.log_every))
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads}")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be a probability in (0, 1), got {self.threshold}")
         if self.finetune_stage2_on_stage1 and self.model.name != "doccnet":
@@ -1162,11 +1165,15 @@ def train(
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 for what runs outside bf16 autocast
     info = _init_distributed(device)
+    threads_before = torch.get_num_threads()
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
     try:
         trainer = Trainer(config, data_root=data_root, out_dir=out_dir, resume=resume, on_event=on_event,
                           max_steps=max_steps, max_minutes=max_minutes, info=info, device=device)
         return trainer.run()
     finally:
+        torch.set_num_threads(threads_before)
         if info.created:
             import torch.distributed as dist
 

@@ -336,11 +336,13 @@ def test_workers_and_preload_do_not_change_the_run(dataset: Path, tmp_path: Path
 
 
 def test_bf16_autocast_and_progress_display(dataset: Path, tmp_path: Path) -> None:
-    args = ["train", "--data", str(dataset), "--model", "onet", "--out", str(tmp_path / "run"), "--max-steps", "2"]
+    args = ["train", "--data", str(dataset), "--model", "onet", "--out", str(tmp_path / "run"), "--max-steps", "2",
+            "--threads", "2"]
     for s in [*SMALL, "precision=bf16", "steps=5", "val_every=2"]:
         args += ["--set", s]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert torch.get_num_threads() == 1  # restored after the run
     assert "max_steps: step 2/5" in result.stderr and "best val IoU" in result.stderr and result.stdout == ""
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert math.isfinite(records[0]["loss"]) and records[-1]["step"] == 2
