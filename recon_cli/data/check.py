@@ -8,6 +8,8 @@ normals, matching loc/scale), decodes the images and the voxels.
 
 from __future__ import annotations
 
+import ast
+import re
 import time
 import zipfile
 from collections.abc import Callable
@@ -187,20 +189,35 @@ def _check_splits(root: Path, synset: str, summary: CategorySummary, out: _Colle
     return sorted(folders)
 
 
+_DESCR_RE = re.compile(r"'descr':\s*'([^']+)'")
+_SHAPE_RE = re.compile(r"'shape':\s*\(([^)]*)\)")
+
+
+def _npy_header(fh: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from an .npy header; a regex fast path, numpy's parser for anything unusual."""
+    head = fh.read(8)
+    if len(head) < 8 or head[:6] != b"\x93NUMPY":
+        raise ValueError("not an .npy member")
+    size_len = 2 if head[6] == 1 else 4
+    size = int.from_bytes(fh.read(size_len), "little")
+    text = fh.read(size).decode("latin1")
+    descr, shape = _DESCR_RE.search(text), _SHAPE_RE.search(text)
+    if descr is None or shape is None:
+        literal = ast.literal_eval(text)
+        return tuple(literal["shape"]), np.dtype(np.lib.format.descr_to_dtype(literal["descr"]))
+    dims = tuple(int(v) for v in shape.group(1).replace(" ", "").split(",") if v)
+    return dims, np.dtype(descr.group(1))
+
+
 def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """{key: (shape, dtype)} of an npz file, reading only the headers."""
+    """{key: (shape, dtype)} of an npz file, reading only the zip directory and the .npy headers."""
     headers = {}
     with zipfile.ZipFile(path) as zf:
         for info in zf.infolist():
             if not info.filename.endswith(".npy"):
                 continue
             with zf.open(info) as fh:
-                version = np.lib.format.read_magic(fh)
-                if version == (1, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-                else:
-                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-            headers[info.filename[:-4]] = (tuple(shape), np.dtype(dtype))
+                headers[info.filename[:-4]] = _npy_header(fh)
     return headers
 
 
@@ -212,7 +229,7 @@ def _open_npz(model_dir: Path, rel: str, synset: str, model: str, out: _Collecto
         return None
     try:
         return _npz_headers(path)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, SyntaxError, KeyError, TypeError, zipfile.BadZipFile) as exc:
         out.add(ERROR, synset, model, rel, f"corrupt npz ({type(exc).__name__}: {exc})".splitlines()[0])
         return None
 
