@@ -1,10 +1,190 @@
-"""`recon reconstruct`: photos to meshes."""
+"""`recon reconstruct`: photos (or point clouds) to meshes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from recon_cli.cli.common import err_console, fail, guarded, print_json
+
+HELP = """Reconstruct 3D meshes from photos with D-OccNet (image -> OccNet mesh -> 300 points -> final mesh).
+
+Inputs are image files, folders (add --recursive for subfolders) or quoted globs. One input writes
+to -o (format from its suffix); many write to --out-dir, named after the inputs with subfolders
+mirrored (without either, each mesh lands next to its image). Opaque photos get their background
+removed (objects on plain or uncluttered backgrounds); RGBA images use their alpha. A file that
+fails is reported by name and the rest go on; the exit code is 1 if any failed.
+
+\b
+Examples:
+  recon reconstruct chair.png -o chair.obj
+  recon reconstruct photos/ --recursive --out-dir meshes --format ply --quality high
+  recon reconstruct "shots/*.jpg" --out-dir meshes --save-stages --json
+  recon reconstruct --points scan.ply -o scan_mesh.obj
+"""
+
+QUALITIES = ("draft", "standard", "high")
+FORMATS = ("obj", "ply", "stl", "off", "glb")
+
+
+def _one_of(values: Any) -> Any:
+    """A Typer callback accepting only ``values`` (None passes); exit code 2 otherwise."""
+    allowed = tuple(values)
+
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in allowed:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+def _probability(value: float) -> float:
+    if not 0.0 < value < 1.0:
+        raise typer.BadParameter(f"must be a probability strictly between 0 and 1, got {value}")
+    return value
+
+
+def _usage(message: str, hint: str) -> None:
+    raise typer.BadParameter(message, param_hint=hint)
+
+
+def _check_usage(inputs: list[str], points: list[Path], output: Path | None, out_dir: Path | None) -> None:
+    """Usage errors (exit code 2) that can be seen before any file is read."""
+    from recon_cli.io.inputs import has_glob
+
+    if inputs and points:
+        _usage("give images or --points clouds, not both", "--points")
+    if not inputs and not points:
+        _usage("give at least one image, folder or glob (or --points CLOUD)", "INPUTS")
+    if output is not None and out_dir is not None:
+        _usage("give either -o (one output file) or --out-dir (a folder), not both", "-o")
+    if output is not None:
+        specs = [str(p) for p in points] or inputs
+        many = len(specs) > 1 or any(
+            Path(s).is_dir() or (not Path(s).exists() and has_glob(s)) for s in specs
+        )
+        if many:
+            _usage("-o names one output file but several inputs were given (a folder or glob counts); "
+                   "use --out-dir DIR", "-o")
+
+
+def _extract_settings(quality: str | None, resolution: int | None, steps: int | None) -> tuple[int, int]:
+    from recon_cli.pipeline import QUALITY_PRESETS
+
+    base_res, base_steps = QUALITY_PRESETS[quality or "standard"]
+    return (resolution if resolution is not None else base_res, steps if steps is not None else base_steps)
+
+
+class _Display:
+    """Progress bar with ETA on stderr, one line per failure or warning."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self.quiet = quiet
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("[bold]reconstructing"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"),
+            console=err_console, transient=True,
+        )
+        self.task: Any = None
+
+    def start(self, total: int) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task("", total=total)
+
+    def result(self, result: Any) -> None:
+        console = self.progress.console
+        for warning in result.warnings:
+            console.print(f"warning: {result.input}: {warning}", style="yellow", markup=False, soft_wrap=True)
+        if result.error is not None:
+            console.print(f"error: {result.error}", style="bold red", markup=False, soft_wrap=True)
+        elif not self.quiet:
+            if result.skipped:
+                console.print(f"skipped {result.input}: {result.output} exists", markup=False, soft_wrap=True)
+            else:
+                tight = "watertight" if result.watertight else "not watertight"
+                console.print(f"{result.input} -> {result.output} ({result.vertices} vertices, {result.faces} faces, "
+                              f"{tight}, {result.seconds:.2f} s)", markup=False, soft_wrap=True)
+        if self.task is not None:
+            self.progress.update(self.task, advance=1, description=Path(result.input).name)
+
+    def stop(self) -> None:
+        self.progress.stop()
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this module's commands to the root app (filled in by its issue)."""
-    del app
+    """Attach ``recon reconstruct``."""
+
+    @app.command("reconstruct", help=HELP)
+    @guarded
+    def reconstruct(
+        inputs: list[str] = typer.Argument(None, help="Image files, folders or globs.", show_default=False),
+        output: Path = typer.Option(None, "-o", "--output", help="Output mesh file (one input only)."),
+        out_dir: Path = typer.Option(None, "--out-dir", help="Output folder for many inputs (subfolders mirrored)."),
+        recursive: bool = typer.Option(False, "--recursive", "-r", help="Search folders (and ** globs) recursively."),
+        fmt: str = typer.Option(None, "--format", callback=_one_of(FORMATS),
+                                help="Mesh format (default: from the -o suffix, else obj)."),
+        model: str = typer.Option("auto", "--model", callback=_one_of(["auto", "onet", "onet-pcl", "doccnet"]),
+                                  help="Stages to run: onet = image stage only; doccnet = both; auto = all the weights have."),
+        weights: Path = typer.Option(None, "--weights", help="Checkpoint (default: the shipped weights/doccnet.pt)."),
+        quality: str = typer.Option(None, "--quality", callback=_one_of(QUALITIES),
+                                    help="draft (65^3), standard (129^3, default) or high (257^3) lattice."),
+        resolution: int = typer.Option(None, "--resolution", min=2, help="Coarse MISE resolution (overrides --quality)."),
+        upsampling_steps: int = typer.Option(None, "--upsampling-steps", min=0, max=5,
+                                             help="MISE upsampling steps (overrides --quality)."),
+        threshold: float = typer.Option(0.2, "--threshold", callback=_probability,
+                                        help="Occupancy probability of the surface."),
+        device: str = typer.Option("auto", "--device", callback=_one_of(["auto", "cpu", "cuda"]),
+                                   help="auto = CUDA when available."),
+        batch_size: int = typer.Option(4, "--batch-size", min=1, help="Images per forward/MISE batch."),
+        skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip inputs whose output exists."),
+        save_stages: bool = typer.Option(False, "--save-stages",
+                                         help="Also write <stem>.stage1.<ext> and <stem>.points.ply."),
+        save_input: bool = typer.Option(False, "--save-input", help="Also write the network input <stem>.input.png."),
+        points: list[Path] = typer.Option(None, "--points",
+                                          help="Reconstruct a point cloud (.ply/.xyz/.npy/.npz/.obj/.off) with stage 2."),
+        simplify: int = typer.Option(None, "--simplify", min=4, metavar="FACES", help="Simplify meshes to about FACES faces."),
+        remove_bg: bool = typer.Option(True, "--remove-bg/--no-remove-bg",
+                                       help="Remove the background of opaque photos (RGBA alpha is always used)."),
+        backend: str = typer.Option("torch", "--backend", callback=_one_of(["torch", "onnx"]),
+                                    help="Runtime: torch, or onnxruntime with --onnx-dir."),
+        onnx_dir: Path = typer.Option(None, "--onnx-dir", help="Folder made by `recon onnx export` (--backend onnx)."),
+        shard: str = typer.Option(None, "--shard", help="Process only shard I of N (I/N, 0-based)."),
+        json_out: bool = typer.Option(False, "--json", help="Print one JSON document with per-file results on stdout."),
+    ) -> None:
+        inputs = list(inputs or [])
+        points = list(points or [])
+        _check_usage(inputs, points, output, out_dir)
+        from recon_cli.cli.eval import parse_shard
+        from recon_cli.reconstruct import ReconstructOptions, reconstruct_files
+
+        res, steps = _extract_settings(quality, resolution, upsampling_steps)
+        options = ReconstructOptions(
+            model=model, weights=weights, backend=backend, onnx_dir=onnx_dir, device=device,
+            resolution=res, upsampling_steps=steps, threshold=threshold, simplify_faces=simplify,
+            batch_size=batch_size, fmt=fmt, recursive=recursive, skip_existing=skip_existing,
+            save_stages=save_stages, save_input=save_input, remove_bg=remove_bg, shard=parse_shard(shard),
+        )
+        display = _Display(quiet=json_out)
+        try:
+            report = reconstruct_files(inputs, output=output, out_dir=out_dir, points=points, options=options,
+                                       on_start=display.start, on_result=display.result)
+        finally:
+            display.stop()
+        failed = report.failed
+        if json_out:
+            print_json(report.to_dict())
+        else:
+            summary = report.to_dict()["summary"]
+            err_console.print(f"{summary['ok']} reconstructed, {summary['skipped']} skipped, {summary['failed']} failed "
+                              f"in {report.seconds:.1f} s", markup=False)
+        if failed:
+            if not json_out:
+                fail(f"{len(failed)} of {len(report.results)} inputs failed: "
+                     + ", ".join(Path(r.input).name for r in failed[:5]) + (" ..." if len(failed) > 5 else ""))
+            raise typer.Exit(1)

@@ -1,0 +1,484 @@
+"""Batch reconstruction of files: the library behind ``recon reconstruct``.
+
+:func:`reconstruct_files` expands the inputs, plans the outputs, loads the
+weights once, preprocesses each photo, sends batches of ``batch_size`` images
+(or point clouds) through :class:`recon_cli.pipeline.Reconstructor` and writes
+every mesh atomically. A problem with one file (unreadable image, empty
+reconstruction, refused path...) becomes that file's ``error`` and the batch
+goes on; problems with the whole run (no weights, bad checkpoint, no CUDA)
+raise :class:`ReconError`. Results are handed to ``on_result`` as each file
+finishes. Nothing is printed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from recon_cli.errors import CheckpointError, ConfigError, InputError, ReconError
+from recon_cli.io.images import MAX_PIXELS
+from recon_cli.io.inputs import IMAGE_SUFFIXES, POINT_SUFFIXES, Job, expand_inputs, plan_jobs
+
+if TYPE_CHECKING:
+    import trimesh
+
+    from recon_cli.pipeline import Reconstruction, Reconstructor
+    from recon_cli.runtime.base import Backend
+
+#: --model -> Reconstructor stages ("2" = stage 2 only, on point clouds).
+MODEL_STAGES: dict[str, str] = {"auto": "auto", "onet": "1", "doccnet": "1+2", "onet-pcl": "2"}
+
+#: File name of the default checkpoint, looked for in :func:`default_weight_dirs`.
+DEFAULT_WEIGHTS = "doccnet.pt"
+
+BACKENDS = ("torch", "onnx")
+
+
+@dataclass(frozen=True)
+class ReconstructOptions:
+    """Everything ``recon reconstruct`` can be told besides its inputs and outputs."""
+
+    model: str = "auto"
+    weights: Path | None = None
+    backend: str = "torch"
+    onnx_dir: Path | None = None
+    device: str = "auto"
+    resolution: int = 32
+    upsampling_steps: int = 2
+    threshold: float = 0.2
+    simplify_faces: int | None = None
+    batch_size: int = 4
+    fmt: str | None = None
+    recursive: bool = False
+    skip_existing: bool = False
+    save_stages: bool = False
+    save_input: bool = False
+    remove_bg: bool = True
+    shard: tuple[int, int] = (0, 1)
+    seed: int = 0
+    max_pixels: int = MAX_PIXELS
+
+
+@dataclass
+class FileResult:
+    """The outcome for one input file (``error`` set when it failed)."""
+
+    input: str
+    output: str | None
+    vertices: int = 0
+    faces: int = 0
+    watertight: bool = False
+    seconds: float = 0.0
+    error: str | None = None
+    skipped: bool = False
+    warnings: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # extra files written (stages, input image)
+
+    @property
+    def ok(self) -> bool:
+        """True when the file was reconstructed or skipped."""
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for JSON."""
+        return asdict(self)
+
+
+@dataclass
+class ReconstructReport:
+    """All results of one run plus what ran them."""
+
+    results: list[FileResult]
+    seconds: float
+    model: str | None = None
+    weights: str | None = None
+    backend: str | None = None
+    device: str | None = None
+
+    @property
+    def failed(self) -> list[FileResult]:
+        """Results with an error."""
+        return [r for r in self.results if r.error is not None]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` document."""
+        n_skipped = sum(r.skipped for r in self.results)
+        return {
+            "results": [r.to_dict() for r in self.results],
+            "summary": {
+                "total": len(self.results),
+                "ok": len(self.results) - len(self.failed) - n_skipped,
+                "skipped": n_skipped,
+                "failed": len(self.failed),
+                "seconds": round(self.seconds, 3),
+                "model": self.model,
+                "weights": self.weights,
+                "backend": self.backend,
+                "device": self.device,
+            },
+        }
+
+
+# --------------------------------------------------------------------------- weights and backend
+
+
+def default_weight_dirs() -> list[Path]:
+    """Folders searched for the shipped checkpoint: <repo>/weights and recon_cli/weights."""
+    import recon_cli
+
+    package = Path(recon_cli.__file__).resolve().parent
+    return [package.parent / "weights", package / "weights"]
+
+
+def find_weights(weights: Path | None) -> Path:
+    """The checkpoint to use: ``weights`` if given (must exist), else the shipped default."""
+    if weights is not None:
+        if not Path(weights).is_file():
+            raise CheckpointError("no such checkpoint file", path=weights)
+        return Path(weights)
+    for folder in default_weight_dirs():
+        candidate = folder / DEFAULT_WEIGHTS
+        if candidate.is_file():
+            return candidate
+    looked = " or ".join(str(d / DEFAULT_WEIGHTS) for d in default_weight_dirs())
+    raise CheckpointError(
+        f"no weights found: pass --weights PATH (a checkpoint from `recon train`, e.g. runs/x/best.pt) "
+        f"or put one at {looked}"
+    )
+
+
+def make_backend(options: ReconstructOptions) -> tuple[Backend, str]:
+    """Build the runtime; returns it and a description of the weights used."""
+    if options.backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {options.backend!r}; valid: {', '.join(BACKENDS)}")
+    if options.backend == "onnx":
+        if options.onnx_dir is None:
+            raise ConfigError("--backend onnx needs --onnx-dir DIR (made by `recon onnx export`)")
+        try:
+            from recon_cli.runtime.onnx_backend import OnnxBackend
+        except ImportError as exc:
+            raise ConfigError(
+                f"the ONNX backend needs onnxruntime ({exc}); install it with: pip install 'recon-cli[onnx]'"
+            ) from exc
+        try:
+            backend = OnnxBackend(options.onnx_dir, device=options.device)
+        except ImportError as exc:
+            raise ConfigError(
+                f"the ONNX backend needs onnxruntime ({exc}); install it with: pip install 'recon-cli[onnx]'"
+            ) from exc
+        return backend, str(options.onnx_dir)
+    from recon_cli.runtime.torch_backend import TorchBackend
+
+    path = find_weights(options.weights)
+    return TorchBackend.from_checkpoint(path, device=options.device), str(path)
+
+
+def _stages(model: str, backend: Backend, *, points: bool) -> str:
+    """Reconstructor stages for ``--model`` and the input kind; InputError when impossible."""
+    stages = MODEL_STAGES[model]
+    if points:
+        if stages == "1":
+            raise InputError("--model onet has no point-cloud stage; --points needs onet-pcl or doccnet")
+        if not backend.has_stage2:
+            raise InputError("these weights have no point-cloud stage (stage 2), so --points cannot be used")
+        return "auto"
+    if stages == "2" or not backend.has_stage1:
+        raise InputError("an onet-pcl model reconstructs point clouds: give them with --points")
+    if stages in ("1+2",) and not backend.has_stage2:
+        raise InputError("--model doccnet needs weights with both stages; these have only the image stage")
+    return stages
+
+
+# --------------------------------------------------------------------------- point clouds
+
+
+def load_point_cloud(path: str | Path) -> np.ndarray:
+    """(N, 3) float64 points from .ply/.obj/.off (vertices), .xyz/.txt, .npy or .npz ('points')."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such point cloud file", path=path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                if "points" not in data:
+                    raise InputError(f"npz holds no 'points' array (keys: {', '.join(data.files)})", path=path)
+                arr = data["points"]
+        elif suffix in (".xyz", ".txt"):
+            arr = _load_text_points(path)
+        elif suffix in (".ply", ".obj", ".off"):
+            import trimesh
+
+            loaded = trimesh.load(str(path), process=False)
+            geoms = list(loaded.geometry.values()) if isinstance(loaded, trimesh.Scene) else [loaded]
+            arr = np.concatenate([np.asarray(g.vertices) for g in geoms if hasattr(g, "vertices")] or [np.zeros((0, 3))])
+        else:
+            raise InputError(f"unsupported point cloud suffix {suffix!r}; use one of {', '.join(POINT_SUFFIXES)}", path=path)
+    except ReconError:
+        raise
+    except Exception as exc:  # numpy / trimesh raise many types for bad files
+        raise InputError(f"cannot read point cloud ({type(exc).__name__}: {exc})".splitlines()[0], path=path) from exc
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] < 3:
+        raise InputError(f"expected an (N, 3) array of points, got shape {arr.shape}", path=path)
+    arr = arr[:, :3]
+    arr = arr[np.isfinite(arr).all(axis=1)]
+    if len(arr) < 4:
+        raise InputError(f"the point cloud has {len(arr)} finite points; at least 4 are needed", path=path)
+    return arr
+
+
+def _load_text_points(path: Path) -> np.ndarray:
+    try:
+        return np.loadtxt(path, ndmin=2, comments="#")
+    except ValueError:
+        return np.loadtxt(path, ndmin=2, comments="#", delimiter=",")
+
+
+def normalize_cloud(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Points (N, 3) -> (unit-frame points, bbox centre (3,), scale = longest side)."""
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    centre = (lo + hi) / 2.0
+    scale = float((hi - lo).max())
+    if scale <= 0:
+        raise InputError("all points coincide; the cloud has no extent")
+    return ((points - centre) / scale).astype(np.float32), centre, scale
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class _Pending:
+    job: Job
+    result: FileResult
+    started: float
+    data: Any = None  # image tensor (3,S,S), or (cloud, centre, scale)
+    network_image: Any = None
+    is_points: bool = False
+    prep_seconds: float = 0.0
+
+
+def reconstruct_files(
+    inputs: Sequence[str | Path] = (),
+    *,
+    output: Path | None = None,
+    out_dir: Path | None = None,
+    points: Sequence[str | Path] = (),
+    options: ReconstructOptions | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_result: Callable[[FileResult], None] | None = None,
+) -> ReconstructReport:
+    """Reconstruct image files (``inputs``) or point clouds (``points``); see the module docstring."""
+    opts = options if options is not None else ReconstructOptions()
+    start = time.perf_counter()
+    _validate(opts, inputs, points)
+    from recon_cli.pipeline import ExtractOptions
+
+    extract = ExtractOptions(
+        resolution0=opts.resolution, upsampling_steps=opts.upsampling_steps,
+        threshold=opts.threshold, simplify_faces=opts.simplify_faces,
+    )
+    is_points = bool(points)
+    items = expand_inputs(points if is_points else inputs, recursive=opts.recursive,
+                          suffixes=POINT_SUFFIXES if is_points else IMAGE_SUFFIXES)
+    if not items:
+        raise InputError("no input files found (folders are searched for " + ", ".join(IMAGE_SUFFIXES) + ")")
+    index, count = opts.shard
+    items = items[index::count]
+    jobs = plan_jobs([it.path for it in items], output=output, out_dir=out_dir, fmt=opts.fmt)
+    errors = {i: it.error for i, it in enumerate(items) if it.error}
+    if on_start is not None:
+        on_start(len(jobs))
+    results: list[FileResult] = []
+    todo: list[Job] = []
+    for i, job in enumerate(jobs):
+        early = _early_result(job, errors.get(i), skip_existing=opts.skip_existing)
+        if early is None:
+            todo.append(job)
+        else:
+            results.append(_report(early, on_result))
+    report = ReconstructReport(results, 0.0, model=opts.model, backend=opts.backend)
+    if todo:
+        backend, weights = make_backend(opts)
+        report.weights, report.device = weights, str(backend.device)
+        stages = _stages(opts.model, backend, points=is_points)
+        from recon_cli.pipeline import Reconstructor
+
+        rec = Reconstructor(backend, options=extract, stages="auto" if stages == "2" else stages, seed=opts.seed)
+        for s in range(0, len(todo), max(1, opts.batch_size)):
+            batch = todo[s : s + max(1, opts.batch_size)]
+            for result in _run_batch(rec, batch, opts, is_points=is_points):
+                results.append(_report(result, on_result))
+    order = {str(job.input): k for k, job in enumerate(jobs)}
+    results.sort(key=lambda r: order.get(r.input, len(order)))
+    report.results = results
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _validate(opts: ReconstructOptions, inputs: Sequence[Any], points: Sequence[Any]) -> None:
+    if opts.model not in MODEL_STAGES:
+        raise InputError(f"unknown model {opts.model!r}; valid: {', '.join(MODEL_STAGES)}")
+    if inputs and points:
+        raise InputError("give images or --points clouds, not both")
+    if not inputs and not points:
+        raise InputError("no inputs: give image files, folders or globs (or --points CLOUD)")
+    if opts.batch_size < 1:
+        raise InputError(f"batch size must be at least 1, got {opts.batch_size}")
+    index, count = opts.shard
+    if count < 1 or not 0 <= index < count:
+        raise InputError(f"bad shard {index}/{count}: need 0 <= I < N")
+
+
+def _report(result: FileResult, on_result: Callable[[FileResult], None] | None) -> FileResult:
+    if on_result is not None:
+        on_result(result)
+    return result
+
+
+def _early_result(job: Job, error: str | None, *, skip_existing: bool) -> FileResult | None:
+    """A result decided before any work: expansion errors, refused paths, existing outputs."""
+    if error is not None:
+        return FileResult(str(job.input), None, error=f"{job.input}: {error}")
+    if job.error is not None:
+        return FileResult(str(job.input), None, error=f"{job.input}: {job.error}")
+    if skip_existing and job.output.is_file() and job.output.stat().st_size > 0:
+        return FileResult(str(job.input), str(job.output), skipped=True)
+    return None
+
+
+def _run_batch(rec: Reconstructor, batch: Sequence[Job], opts: ReconstructOptions, *, is_points: bool
+               ) -> list[FileResult]:
+    """Prepare, reconstruct and write one batch; per-file failures stay per file."""
+    pending = [_prepare(job, rec.backend, opts, is_points=is_points) for job in batch]
+    ready = [p for p in pending if p.result.error is None]
+    if ready:
+        try:
+            recs = _reconstruct(rec, ready, is_points=is_points)
+        except Exception:  # isolate the file that breaks the batch
+            recs = None
+        if recs is None and len(ready) > 1:
+            for p in ready:
+                _finish_one(rec, p, opts, is_points=is_points)
+        elif recs is None:
+            _finish_one(rec, ready[0], opts, is_points=is_points)
+        else:
+            for p, r in zip(ready, recs):
+                _write(p, r, opts)
+    return [p.result for p in pending]
+
+
+def _finish_one(rec: Reconstructor, p: _Pending, opts: ReconstructOptions, *, is_points: bool) -> None:
+    try:
+        (r,) = _reconstruct(rec, [p], is_points=is_points)
+    except ReconError as exc:
+        p.result.error = _message(p.job, exc)
+        return
+    except Exception as exc:  # a model/runtime failure on this input
+        p.result.error = f"{p.job.input}: reconstruction failed ({type(exc).__name__}: {exc})".splitlines()[0]
+        return
+    _write(p, r, opts)
+
+
+def _reconstruct(rec: Reconstructor, ready: Sequence[_Pending], *, is_points: bool) -> list[Reconstruction]:
+    import torch
+
+    if is_points:
+        return rec.reconstruct_points([p.data[0] for p in ready])
+    return rec.reconstruct_images(torch.stack([p.data for p in ready]))  # (B, 3, S, S)
+
+
+def _message(job: Job, exc: ReconError) -> str:
+    text = str(exc)
+    return text if exc.path is not None else f"{job.input}: {text}"
+
+
+def _prepare(job: Job, backend: Backend, opts: ReconstructOptions, *, is_points: bool) -> _Pending:
+    result = FileResult(str(job.input), str(job.output))
+    pending = _Pending(job, result, time.perf_counter(), is_points=is_points)
+    try:
+        if is_points:
+            pending.data = normalize_cloud(load_point_cloud(job.input))
+        else:
+            from recon_cli.io.images import prepare_image, read_image
+
+            loaded = read_image(job.input, max_pixels=opts.max_pixels)
+            prepared = prepare_image(loaded.image, size=backend.image_size, remove_bg=opts.remove_bg)
+            result.warnings.extend(loaded.warnings + prepared.warnings)
+            pending.data, pending.network_image = prepared.tensor, prepared.image
+    except ReconError as exc:
+        result.error = _message(job, exc)
+        result.output = None
+    except Exception as exc:  # never a traceback for one bad file
+        result.error = f"{job.input}: cannot prepare input ({type(exc).__name__}: {exc})".splitlines()[0]
+        result.output = None
+    pending.prep_seconds = time.perf_counter() - pending.started
+    return pending
+
+
+def _write(p: _Pending, r: Reconstruction, opts: ReconstructOptions) -> None:
+    """Save the mesh (and the optional side files) atomically; fill in the result."""
+    from recon_cli.io.mesh import save_mesh
+
+    job, result = p.job, p.result
+    mesh, stage1, cloud = r.mesh, r.stage1_mesh, r.points
+    started = time.perf_counter()
+    if p.is_points:  # point cloud: back to the user's frame
+        _, centre, scale = p.data
+        mesh = _scaled(mesh, centre, scale)
+        stage1 = None
+        cloud = None if cloud is None else np.asarray(cloud) * scale + centre
+    try:
+        if opts.save_input and p.network_image is not None:
+            result.files.append(str(_save_png(p.network_image, job.sidecar("input", ".png"))))
+        if opts.save_stages:
+            if stage1 is not None:
+                result.files.append(str(save_mesh(stage1, job.sidecar("stage1", "." + job.fmt), fmt=job.fmt)))
+            if cloud is not None and len(cloud):
+                result.files.append(str(_save_points(np.asarray(cloud), job.sidecar("points", ".ply"))))
+        if len(mesh.faces) == 0:
+            result.error = (f"{job.input}: empty reconstruction (no surface above threshold {opts.threshold}); "
+                            "try a lower --threshold")
+            result.output = None
+        else:
+            save_mesh(mesh, job.output, fmt=job.fmt)
+            result.vertices, result.faces = len(mesh.vertices), len(mesh.faces)
+            result.watertight = bool(mesh.is_watertight)
+    except ReconError as exc:
+        result.error, result.output = _message(job, exc), None
+    except OSError as exc:
+        result.error, result.output = f"{job.output}: cannot write ({exc.strerror or exc})", None
+    result.seconds = round(p.prep_seconds + r.seconds + time.perf_counter() - started, 4)
+
+
+def _scaled(mesh: trimesh.Trimesh, centre: np.ndarray, scale: float) -> trimesh.Trimesh:
+    out = mesh.copy()
+    if len(out.vertices):
+        out.vertices = np.asarray(out.vertices) * scale + centre
+    return out
+
+
+def _save_png(image: Any, path: Path) -> Path:
+    from recon_cli.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+    return path
+
+
+def _save_points(points: np.ndarray, path: Path) -> Path:
+    import trimesh
+
+    from recon_cli.io.atomic import atomic_write_bytes
+
+    data = trimesh.PointCloud(points).export(file_type="ply", encoding="binary")
+    atomic_write_bytes(path, data if isinstance(data, bytes) else data.encode("utf-8"))
+    return path
