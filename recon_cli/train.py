@@ -623,7 +623,7 @@ def _workers(config: TrainConfig, device: torch.device, info: DistInfo) -> int:
     if device.type != "cuda":
         return 0
     per_rank = max(1, (os.cpu_count() or 2) // max(1, torch.cuda.device_count()))
-    return max(0, min(8, per_rank - 1))
+    return max(0, min(12, per_rank - 1))
 
 
 def _loader(dataset: Any, sampler: torch.utils.data.Sampler, workers: int, device: torch.device,
