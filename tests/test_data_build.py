@@ -12,7 +12,7 @@ import trimesh
 from recon_cli.data import layout
 from recon_cli.data.binvox import read_binvox
 from recon_cli.data.build import ModelJob, normalize_mesh, write_dataset
-from recon_cli.data.inside import inside_mask, winding_number
+from recon_cli.data.inside import _winding_exact, inside_mask, winding_number
 from recon_cli.data.render import RenderOptions, render_image
 
 SYNSET = "03001627"
@@ -222,8 +222,11 @@ def test_normalize_mesh_convention() -> None:
 
 
 def test_winding_number_values() -> None:
-    mesh = sphere()
-    w = winding_number(mesh, np.array([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.1, 0.2, -0.1]]))
+    small = trimesh.creation.icosphere(subdivisions=2, radius=0.5)  # 320 faces: exact sum
+    w = winding_number(small, np.array([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.1, 0.2, -0.1]]))
     np.testing.assert_allclose(w, [1.0, 0.0, 1.0], atol=1e-4)
+    mesh = sphere()  # 5120 faces: far clusters use the dipole approximation
     points = np.random.default_rng(0).uniform(-0.55, 0.55, (2000, 3))
+    exact = _winding_exact(np.asarray(mesh.triangles), points)
+    np.testing.assert_allclose(winding_number(mesh, points), exact, atol=0.02)
     np.testing.assert_array_equal(inside_mask(mesh, points), inside_mask(mesh, points, method="winding"))
