@@ -478,13 +478,6 @@ def plan_phases(config: TrainConfig) -> list[Phase]:
     return phases
 
 
-def _phase_at(phases: list[Phase], step: int) -> Phase:
-    for phase in phases:
-        if phase.start <= step < phase.stop:
-            return phase
-    return phases[-1]
-
-
 def lr_at(config: TrainConfig, phase: Phase, step: int) -> float:
     """Learning rate of global ``step`` (warm-up then constant or cosine, per phase)."""
     o = config.optim
