@@ -94,13 +94,14 @@ def render_image(mesh: trimesh.Trimesh, K: np.ndarray, Rt: np.ndarray, *, size: 
 
 @dataclass
 class _Shading:
+    """Per-model albedo and per-view lighting (V views)."""
+
     colors: np.ndarray       # (F,3) float albedo in [0,1]
-    light_key: np.ndarray    # (3,) direction towards the light, camera frame
-    light_fill: np.ndarray   # (3,)
-    ambient: float
-    key: float
-    fill: float
-    background: np.ndarray   # (3,) float in [0,1]
+    tint: np.ndarray         # (V,3) colour jitter multiplier
+    light_key: np.ndarray    # (V,3) direction towards the key light, camera frame
+    light_fill: np.ndarray   # (V,3)
+    gains: np.ndarray        # (V,3) ambient, key, fill intensities
+    background: np.ndarray   # (V,3) float in [0,1]
 
 
 def face_albedo(mesh: trimesh.Trimesh) -> np.ndarray:
@@ -120,23 +121,29 @@ def face_albedo(mesh: trimesh.Trimesh) -> np.ndarray:
     return np.tile(np.array(NEUTRAL_GREY), (len(mesh.faces), 1))
 
 
-def _shading(mesh: trimesh.Trimesh, options: RenderOptions, rng: np.random.Generator) -> _Shading:
-    colors = face_albedo(mesh)
-    key_dir = np.array([-0.5, -0.8, -1.0])   # from the upper left, in front (camera frame: y down, z forward)
-    fill_dir = np.array([0.8, -0.2, -1.0])
-    ambient, key, fill = options.ambient, options.key_light, options.fill_light
-    background = np.asarray(options.background, float) / 255.0
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def _shading(mesh: trimesh.Trimesh, options: RenderOptions, n_views: int, rng: np.random.Generator) -> _Shading:
+    """Standard lighting, or with ``randomize`` a random light, colour jitter and background per view."""
+    V = n_views
+    key_dir = np.tile([-0.5, -0.8, -1.0], (V, 1))   # from the upper left, in front (camera: y down, z forward)
+    fill_dir = np.tile([0.8, -0.2, -1.0], (V, 1))
+    gains = np.tile([options.ambient, options.key_light, options.fill_light], (V, 1))
+    tint = np.ones((V, 3))
+    background = np.tile(np.asarray(options.background, float) / 255.0, (V, 1))
     if options.randomize:
-        key_dir = key_dir + rng.normal(0.0, 0.5, 3)
-        key_dir[2] = -abs(key_dir[2]) - 0.2
-        gain = rng.uniform(0.8, 1.2)
-        ambient, key, fill = ambient * gain, key * rng.uniform(0.7, 1.3), fill * rng.uniform(0.5, 1.5)
-        jitter = rng.uniform(0.85, 1.15, 3)
-        colors = np.clip(colors * jitter + rng.normal(0.0, 0.03, 3), 0.0, 1.0)
-        if rng.uniform() < 0.5:
-            background = np.clip(rng.uniform(0.75, 1.0) + rng.normal(0.0, 0.04, 3), 0.0, 1.0)
-    return _Shading(colors.astype(np.float32), key_dir / np.linalg.norm(key_dir), fill_dir / np.linalg.norm(fill_dir),
-                    ambient, key, fill, background)
+        key_dir = key_dir + rng.normal(0.0, 0.5, (V, 3))
+        key_dir[:, 2] = -np.abs(key_dir[:, 2]) - 0.2
+        gains = gains * np.stack([rng.uniform(0.8, 1.2, V), rng.uniform(0.7, 1.3, V), rng.uniform(0.5, 1.5, V)], 1)
+        tint = rng.uniform(0.85, 1.15, (V, 3))
+        plain = rng.uniform(0.0, 1.0, V) < 0.5   # half of the views keep the standard background
+        grey = rng.uniform(0.75, 1.0, (V, 1)) + rng.normal(0.0, 0.04, (V, 3))
+        background = np.where(plain[:, None], background, np.clip(grey, 0.0, 1.0))
+    return _Shading(face_albedo(mesh).astype(np.float32), tint.astype(np.float32),
+                    _unit(key_dir).astype(np.float32), _unit(fill_dir).astype(np.float32),
+                    gains.astype(np.float32), background.astype(np.float32))
 
 
 def _pixel_window(mesh: trimesh.Trimesh, K: np.ndarray, Rt: np.ndarray, size: int) -> tuple[int, int, int, int]:
@@ -172,42 +179,33 @@ def _first_hits(mesh: trimesh.Trimesh, origins: np.ndarray, dirs: np.ndarray) ->
     return mesh.ray.intersects_first(origins, dirs)
 
 
-def _shade(tri: np.ndarray, dirs: np.ndarray, lights: tuple[np.ndarray, np.ndarray], normals: np.ndarray,
+def _shade(mesh: trimesh.Trimesh, tri: np.ndarray, view_idx: np.ndarray, dirs: np.ndarray, Rt: np.ndarray,
            sh: _Shading) -> np.ndarray:
-    """Colours (N,3) in [0,1] of rays hitting faces ``tri`` (-1 = miss); all vectors in world frame.
-
-    ``lights`` holds the key and fill light directions per ray (N,3).
-    """
-    out = np.empty((len(tri), 3), dtype=np.float32)
-    out[:] = sh.background
-    hit = tri >= 0
-    if not np.any(hit):
+    """Colours (N,3) in [0,1] of rays (world directions ``dirs``) of views ``view_idx`` hitting faces ``tri``."""
+    out = sh.background[view_idx].copy()  # (N,3)
+    hit = np.flatnonzero(tri >= 0)
+    if len(hit) == 0:
         return out
-    n = normals[tri[hit]]  # (H,3)
+    views, faces = view_idx[hit], tri[hit]
+    R = Rt[:, :, :3].astype(np.float32)  # (V,3,3); world vector = R^T camera vector
+    key_w = np.einsum("vij,vi->vj", R, sh.light_key)[views]    # (H,3)
+    fill_w = np.einsum("vij,vi->vj", R, sh.light_fill)[views]
+    n = np.asarray(mesh.face_normals, dtype=np.float32)[faces]  # (H,3)
     sign = np.where(np.einsum("ij,ij->i", n, dirs[hit]) > 0, -1.0, 1.0).astype(np.float32)
     n *= sign[:, None]  # two-sided: the normal faces the camera
-    key = np.clip(np.einsum("ij,ij->i", n, lights[0][hit]), 0, None)
-    fill = np.clip(np.einsum("ij,ij->i", n, lights[1][hit]), 0, None)
-    lam = sh.ambient + sh.key * key + sh.fill * fill
-    out[hit] = np.clip(sh.colors[tri[hit]] * lam[:, None], 0.0, 1.0)
+    g = sh.gains[views]  # (H,3)
+    lam = (g[:, 0] + g[:, 1] * np.clip(np.einsum("ij,ij->i", n, key_w), 0, None)
+           + g[:, 2] * np.clip(np.einsum("ij,ij->i", n, fill_w), 0, None))
+    out[hit] = np.clip(sh.colors[faces] * sh.tint[views] * lam[:, None], 0.0, 1.0)
     return out
-
-
-def _shade_views(mesh: trimesh.Trimesh, tri: np.ndarray, view_idx: np.ndarray, dirs: np.ndarray,
-                 Rt: np.ndarray, sh: _Shading) -> np.ndarray:
-    R = Rt[:, :, :3]  # (V,3,3); world vector = R^T camera vector
-    key_w = np.einsum("vij,i->vj", R, sh.light_key).astype(np.float32)
-    fill_w = np.einsum("vij,i->vj", R, sh.light_fill).astype(np.float32)
-    normals = np.asarray(mesh.face_normals, dtype=np.float32)
-    return _shade(tri, dirs, (key_w[view_idx], fill_w[view_idx]), normals, sh)
 
 
 def _render(mesh: trimesh.Trimesh, K: np.ndarray, Rt: np.ndarray, size: int, options: RenderOptions,
             rng: np.random.Generator) -> np.ndarray:
     V = len(K)
-    sh = _shading(mesh, options, rng)
+    sh = _shading(mesh, options, V, rng)
     images = np.empty((V, size, size, 3), dtype=np.float32)  # (V,H,W,3)
-    images[:] = sh.background
+    images[:] = sh.background[:, None, None, :]
     # first pass: one ray per pixel centre inside each view's window, all views in one call
     views, pix, origins, dirs = [], [], [], []
     for v in range(V):
@@ -222,7 +220,7 @@ def _render(mesh: trimesh.Trimesh, K: np.ndarray, Rt: np.ndarray, size: int, opt
         return _to_uint8(images)
     view_idx, pix_idx = np.concatenate(views), np.concatenate(pix)
     tri = _first_hits(mesh, np.concatenate(origins), np.concatenate(dirs))
-    colors = _shade_views(mesh, tri, view_idx, np.concatenate(dirs), Rt, sh)
+    colors = _shade(mesh, tri, view_idx, np.concatenate(dirs), Rt, sh)
     images[view_idx, pix_idx[:, 0], pix_idx[:, 1]] = colors
     if options.antialias:
         _antialias(mesh, images, K, Rt, sh, view_idx, pix_idx, tri)
@@ -254,7 +252,7 @@ def _antialias(mesh: trimesh.Trimesh, images: np.ndarray, K: np.ndarray, Rt: np.
         sel = sub_v == view
         origins[sel], dirs[sel] = _rays(K[view], Rt[view], sub_uv[sel])
     sub_tri = _first_hits(mesh, origins, dirs)
-    colors = _shade_views(mesh, sub_tri, sub_v, dirs, Rt, sh)
+    colors = _shade(mesh, sub_tri, sub_v, dirs, Rt, sh)
     images[v, r, c] = colors.reshape(-1, 4, 3).mean(axis=1)
 
 
