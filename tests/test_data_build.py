@@ -230,3 +230,19 @@ def test_winding_number_values() -> None:
     exact = _winding_exact(np.asarray(mesh.triangles), points)
     np.testing.assert_allclose(winding_number(mesh, points), exact, atol=0.02)
     np.testing.assert_array_equal(inside_mask(mesh, points), inside_mask(mesh, points, method="winding"))
+
+
+def test_parallel_workers_match_serial(tmp_path: Path) -> None:
+    paths = []
+    for name, fn in (("a", sphere), ("b", torus)):
+        paths.append(tmp_path / f"{name}.ply")
+        fn().export(paths[-1])
+    jobs = [ModelJob(SYNSET, p.stem, p, seed=i) for i, p in enumerate(paths)]
+    render = RenderOptions(n_views=2, size=48)
+    serial = write_dataset(tmp_path / "serial", jobs, names={SYNSET: "chair"}, render=render, n_points=800)
+    parallel = write_dataset(tmp_path / "par", jobs, names={SYNSET: "chair"}, render=render, n_points=800, workers=2)
+    assert not serial.failed and not parallel.failed and parallel.n_built == 2
+    for p in paths:
+        for rel in ("points.npz", "pointcloud.npz", "model.binvox"):
+            a = (tmp_path / "serial" / SYNSET / p.stem / rel).read_bytes()
+            assert a == (tmp_path / "par" / SYNSET / p.stem / rel).read_bytes()
