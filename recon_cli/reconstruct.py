@@ -158,7 +158,7 @@ def make_backend(options: ReconstructOptions) -> tuple[Backend, str]:
         raise ConfigError(f"unknown backend {options.backend!r}; valid: {', '.join(BACKENDS)}")
     if options.backend == "onnx":
         if options.onnx_dir is None:
-            raise ConfigError("--backend onnx needs --onnx-dir DIR (made by `recon onnx export`)")
+            raise ConfigError("--backend onnx needs --onnx-dir DIR (made by `recon export-onnx`)")
         try:
             from recon_cli.runtime.onnx_backend import OnnxBackend
         except ImportError as exc:

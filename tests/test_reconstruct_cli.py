@@ -200,3 +200,21 @@ def test_library_reports_each_file_through_the_callback(tmp_path: Path, weights:
     assert [Path(r.input).name for r in report.results] == ["0.png", "1.png", "missing.png"]
     assert [r.error is None for r in report.results] == [True, True, False]
     assert "no such file" in report.results[2].error
+
+
+def test_onnx_backend_matches_torch(tmp_path: Path, weights: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from recon_cli.io.checkpoint import load_checkpoint
+    from recon_cli.runtime.onnx_export import export_onnx
+
+    model, _, _ = load_checkpoint(weights)
+    export_onnx(model, tmp_path / "onnx")
+    photo = _photo(tmp_path / "a.png")
+    docs = []
+    for extra in (["--weights", str(weights)], ["--backend", "onnx", "--onnx-dir", str(tmp_path / "onnx")]):
+        out = tmp_path / f"{len(docs)}.obj"
+        result = runner.invoke(app, ["reconstruct", str(photo), "-o", str(out), "--json", *extra, *FAST])
+        assert result.exit_code == 0, result.output
+        docs.append(json.loads(result.stdout))
+    assert docs[1]["summary"]["backend"] == "onnx"
+    assert docs[0]["results"][0]["faces"] == docs[1]["results"][0]["faces"] > 0

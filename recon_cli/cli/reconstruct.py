@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
                                        help="Remove the background of opaque photos (RGBA alpha is always used)."),
         backend: str = typer.Option("torch", "--backend", callback=_one_of(["torch", "onnx"]),
                                     help="Runtime: torch, or onnxruntime with --onnx-dir."),
-        onnx_dir: Path = typer.Option(None, "--onnx-dir", help="Folder made by `recon onnx export` (--backend onnx)."),
+        onnx_dir: Path = typer.Option(None, "--onnx-dir", help="Folder made by `recon export-onnx` (--backend onnx)."),
         shard: str = typer.Option(None, "--shard", help="Process only shard I of N (I/N, 0-based)."),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON document with per-file results on stdout."),
     ) -> None:
