@@ -37,6 +37,7 @@ def test_watertight_coloured_in_unit_box_for_20_seeds(category: str) -> None:
         assert mesh.is_watertight, (category, seed)
         assert mesh.is_winding_consistent, (category, seed)
         assert mesh.volume > 0, (category, seed)
+        assert mesh.body_count == 1, (category, seed)  # no floating parts
         assert 20 <= len(mesh.faces) <= 20_000, (category, seed, len(mesh.faces))
         b = _normalised_bounds(mesh)
         assert b.min() >= -0.5 - 1e-9 and b.max() <= 0.5 + 1e-9

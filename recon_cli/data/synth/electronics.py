@@ -55,7 +55,7 @@ def display(rng: np.random.Generator) -> Assembly:
     stand = pick(rng, str(rng.choice(["plastic_dark", "metal", "chrome"]))) if rng.random() < 0.5 else frame
     bottom = cy - H / 2 - bez - chin
     if family in ("monitor", "allinone"):
-        bz = -T / 2 - back_d * 0.5 - 0.03
+        bz = -T / 2 - 0.01
         if family == "allinone" or rng.random() < 0.4:  # slanted L foot
             a.add(rot_x(box((0, (bottom + H * 0.3) / 2, bz), (W * 0.25, bottom + H * 0.3, 0.015)), 12,
                         (0, 0, bz)), stand)
@@ -72,12 +72,12 @@ def display(rng: np.random.Generator) -> Assembly:
                 a.add(box((x, bottom / 2 + 0.01, 0), (0.03, bottom + 0.02, 0.02)), stand)
                 a.add(box((x, 0.008, 0), (0.04, 0.016, 0.25)), stand)
         else:
-            a.add(box((0, bottom / 2, -0.03), (0.12, bottom + 0.02, 0.03)), stand)
+            a.add(box((0, bottom / 2 + 0.01, -T / 2), (0.12, bottom + 0.02, 0.03)), stand)
             a.add(rbox((0, 0.008, -0.02), (W * 0.4, 0.016, 0.25), 0.03), stand)
     elif family == "arm":
         a.add(ycyl((0, 0, -0.1), 0.11, 0.02, seg=28), stand)
         a.add(cyl((0, 0.01, -0.1), (0, cy - 0.05, -0.14), 0.015, seg=10), stand)
-        a.add(cyl((0, cy - 0.05, -0.14), (0, cy, -T / 2 - 0.01), 0.015, seg=10), stand)
+        a.add(cyl((0, cy - 0.05, -0.14), (0, cy, 0.0), 0.015, seg=10), stand)
     return a
 
 
@@ -120,10 +120,10 @@ def loudspeaker(rng: np.random.Generator) -> Assembly:
         sc = pick(rng, "dark_metal")
         a.add(box((0, 0.01, 0), (W * 1.4, 0.02, D * 1.2)), sc)
         a.add(box((0, y0 / 2, 0), (0.05, y0, 0.05)), sc)
-        a.add(box((0, y0 - 0.01, 0), (W, 0.02, D)), sc)
+        a.add(box((0, y0 - 0.005, 0), (W, 0.02, D)), sc)
     if family == "tower" and rng.random() < 0.5:
         y0 = 0.03
-        a.add(box((0, 0.015, 0), (W + 0.06, 0.03, D + 0.06)), shade(body, 0.6))
+        a.add(box((0, 0.02, 0), (W + 0.06, 0.04, D + 0.06)), shade(body, 0.6))
     if family == "pa":  # trapezoid: narrower at the back
         poly = np.array([(D / 2, 0.0), (D / 2, H), (-D / 2, H * 0.9), (-D / 2, H * 0.1)])
         cab = hull(extrude_side(poly, -W / 2, W / 2), extrude_side(poly, -W * 0.35, W * 0.35).translate((0, 0, -0.001)))

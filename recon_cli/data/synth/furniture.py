@@ -48,7 +48,9 @@ def table(rng: np.random.Generator) -> Assembly:
             ah = _u(rng, 0.05, 0.12)
             a.add(box((0, h - t - ah / 2 + 0.003, 0), (2 * hx, ah, 2 * hz)), leg_c)
         if family == "coffee" or rng.random() < 0.25:
-            a.add(box((0, h * _u(rng, 0.12, 0.3), 0), (2 * hx + lt, 0.025, 2 * hz + lt)), top_c)
+            ys = h * _u(rng, 0.12, 0.3)
+            grow = 2 * splay * (1 - ys / (h - t)) + lt * 0.6
+            a.add(box((0, ys, 0), (2 * hx + grow, 0.025, 2 * hz + grow)), top_c)
     elif family == "pedestal":
         a.add(ycyl((0, 0, 0), _u(rng, 0.05, 0.1), h - t + 0.01, seg=16), leg_c)
         if rng.random() < 0.5:
@@ -64,16 +66,16 @@ def table(rng: np.random.Generator) -> Assembly:
     elif family == "trestle":
         for sx in (-1, 1):
             x = sx * (L / 2 - _u(rng, 0.1, 0.25))
-            a.add(box((x, (h - t) / 2, 0), (lt, h - t, lt * 1.5)), leg_c)
+            a.add(box((x, (h - t) / 2 + 0.005, 0), (lt, h - t + 0.01, lt * 1.5)), leg_c)
             a.add(box((x, 0.03, 0), (lt * 1.3, 0.06, D * 0.85)), leg_c)
-            a.add(box((x, h - t - 0.03, 0), (lt * 1.3, 0.06, D * 0.85)), leg_c)
-        a.add(box((0, h * 0.35, 0), (L - 0.3, 0.06, 0.04)), leg_c)
+            a.add(box((x, h - t - 0.025, 0), (lt * 1.3, 0.06, D * 0.85)), leg_c)
+        a.add(box((0, h * 0.35, 0), (2 * abs(x), 0.06, 0.04)), leg_c)
     else:  # desk: one side a drawer pedestal, the other a panel or legs
         side = float(rng.choice([-1, 1]))
         pw = _u(rng, 0.35, 0.45)
         px = side * (L / 2 - pw / 2)
         body = leg_c if rng.random() < 0.5 else top_c
-        a.add(box((px, (h - t) / 2, 0), (pw, h - t + 0.002, D * 0.95)), body)
+        a.add(box((px, (h - t) / 2 + 0.005, 0), (pw, h - t + 0.01, D * 0.95)), body)
         n = int(rng.integers(2, 5))
         dh = (h - t - 0.06) / n
         for i in range(n):
@@ -82,10 +84,10 @@ def table(rng: np.random.Generator) -> Assembly:
             a.add(box((px, y + dh * 0.2, D * 0.475 + 0.01), (pw * 0.3, 0.015, 0.015)), pick(rng, "chrome"))
         ox = -side * (L / 2 - 0.03)
         if rng.random() < 0.5:
-            a.add(box((ox, (h - t) / 2, 0), (0.04, h - t + 0.002, D * 0.95)), body)
+            a.add(box((ox, (h - t) / 2 + 0.005, 0), (0.04, h - t + 0.01, D * 0.95)), body)
         else:
             for sz in (-1, 1):
-                a.add(box((ox, (h - t) / 2, sz * (D / 2 - 0.04)), (lt, h - t + 0.002, lt)), body)
+                a.add(box((ox, (h - t) / 2 + 0.005, sz * (D / 2 - 0.04)), (lt, h - t + 0.01, lt)), body)
         a.add(box((0, h * 0.55, -D * 0.45), (L - 0.1, h * 0.5, 0.02)), body)
     return a
 

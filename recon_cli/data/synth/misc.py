@@ -30,11 +30,10 @@ def _shade_shell(r_bottom: float, r_top: float, h: float, y0: float, t: float = 
 def _bell(r: float, h: float, y_top: float, center: tuple[float, float, float] = (0.0, 0.0, 0.0),
           t: float = 0.006, seg: int = 24) -> Manifold:
     """Bell / dome shade hanging down from ``y_top`` (open at the bottom)."""
-    k = np.linspace(0, 1, 8)
-    outer = [(0.02 + (r - 0.02) * np.sin(v * np.pi / 2), -h * (1 - np.cos(v * np.pi / 2))) for v in k]
-    outer = [(0.0, 0.0)] + outer
-    inner = [(max(x - t, 0.0), y - (t if i == 0 else 0.0)) for i, (x, y) in enumerate(outer)][::-1]
-    prof = np.array(outer + [(r - t, outer[-1][1])] + inner[1:-1] + [(0.0, -t)])
+    a = np.linspace(0, np.pi / 2, 8)
+    outer = [(0.0, 0.0)] + [(0.02 + (r - 0.02) * np.sin(v), -h * (1 - np.cos(v))) for v in a]
+    inner = [(0.02 + (r - t - 0.02) * np.sin(v), -t - (h - t) * (1 - np.cos(v))) for v in a[::-1]]
+    prof = np.array(outer + inner + [(0.0, -t)])
     cx, cy, cz = center
     return revolve_y(prof, center=(cx, y_top + cy, cz), seg=seg)
 
@@ -59,11 +58,14 @@ def lamp(rng: np.random.Generator) -> Assembly:
         else:  # stick on a disc base
             a.add(ycyl((0, 0, 0), r * 1.2, 0.025, seg=24), base)
             a.add(ycyl((0, 0, 0), 0.012, H * 0.6, seg=10), metal)
-        a.add(ycyl((0, H * 0.58, 0), 0.008, H * 0.25, seg=8), metal)
         sr = _u(rng, 0.1, 0.2)
         sh = _u(rng, 0.12, 0.22)
-        a.add(_shade_shell(sr, sr * _u(rng, 0.55, 1.0), sh, H * 0.62), shade_c)
-        a.add(cyl((-sr * 0.8, H * 0.62 + sh * 0.7, 0), (sr * 0.8, H * 0.62 + sh * 0.7, 0), 0.004, seg=6), metal)
+        k_top = _u(rng, 0.55, 1.0)
+        a.add(_shade_shell(sr, sr * k_top, sh, H * 0.62), shade_c)
+        bar_y = H * 0.62 + sh * 0.7
+        bar_r = sr + (sr * k_top - sr) * 0.7 - 0.002
+        a.add(ycyl((0, H * 0.58, 0), 0.008, bar_y - H * 0.58, seg=8), metal)
+        a.add(cyl((-bar_r, bar_y, 0), (bar_r, bar_y, 0), 0.004, seg=6), metal)
         a.add(sphere((0, H * 0.62 + sh * 0.4, 0), 0.03, 10), (250, 250, 235))
     elif family in ("floor", "torchiere"):
         H = _u(rng, 1.4, 1.8)
@@ -76,8 +78,10 @@ def lamp(rng: np.random.Generator) -> Assembly:
         if family == "floor":
             sr = _u(rng, 0.15, 0.25)
             sh = _u(rng, 0.2, 0.35)
-            a.add(_shade_shell(sr, sr * _u(rng, 0.6, 1.0), sh, H - sh * 0.7), shade_c)
-            a.add(cyl((-sr * 0.8, H, 0), (sr * 0.8, H, 0), 0.005, seg=6), metal)
+            k_top = _u(rng, 0.6, 1.0)
+            a.add(_shade_shell(sr, sr * k_top, sh, H - sh * 0.7), shade_c)
+            bar_r = sr + (sr * k_top - sr) * 0.7 - 0.002
+            a.add(cyl((-bar_r, H, 0), (bar_r, H, 0), 0.005, seg=6), metal)
         else:
             sr = _u(rng, 0.15, 0.25)
             prof = np.array([(0.0, 0.0), (0.03, 0.0), (sr, 0.12), (sr - 0.01, 0.13), (0.025, 0.015), (0.0, 0.015)])
@@ -120,12 +124,13 @@ def lamp(rng: np.random.Generator) -> Assembly:
     elif family == "pendant":
         L = _u(rng, 0.4, 1.0)
         a.add(ycyl((0, L, 0), 0.05, 0.025, seg=20), metal)
-        a.add(ycyl((0, 0.0, 0), 0.004, L, seg=6), pick(rng, "rubber"))
+        a.add(ycyl((0, -0.01, 0), 0.004, L + 0.02, seg=6), pick(rng, "rubber"))
         r = _u(rng, 0.12, 0.3)
         if rng.random() < 0.6:
             a.add(_bell(r, r * _u(rng, 0.5, 1.0), 0.0), shade_c)
         else:
             a.add(_shade_shell(r, r * 0.6, r * 0.8, -r * 0.8 + 0.01), shade_c)
+            a.add(cyl((-r * 0.6 + 0.003, 0.004, 0), (r * 0.6 - 0.003, 0.004, 0), 0.004, seg=6), metal)
     else:  # chandelier: hanging centre with several arms and small shades
         L = _u(rng, 0.3, 0.7)
         a.add(ycyl((0, L, 0), 0.06, 0.02, seg=20), metal)
@@ -139,6 +144,7 @@ def lamp(rng: np.random.Generator) -> Assembly:
             a.add(cyl((0, 0, 0), tip * [1, 0, 1], 0.008, seg=6), metal)
             a.add(cyl(tip * [1, 0, 1], tip, 0.008, seg=6), metal)
             a.add(_shade_shell(0.06, 0.04, 0.08, 0.06, center=(tip[0], tip[2]), seg=14), shade_c)
+            a.add(ycyl((tip[0], 0.055, tip[2]), 0.058, 0.012, seg=14), metal)
     return a
 
 
@@ -170,7 +176,7 @@ def rifle(rng: np.random.Generator) -> Assembly:
                           (z_butt + L * 0.6, -0.035), (z_butt + L * 0.05, -butt_h * 0.6)])
         a.add(extrude_side(stock, -w / 2, w / 2), poly_c)
     elif family in ("ar",):
-        a.add(box((0, -0.02, z_butt + L * 0.15), (w * 0.9, 0.05, L * 0.28)), poly_c)
+        a.add(box((0, -0.02, (z_butt + z_recv) / 2 + 0.01), (w * 0.9, 0.05, z_recv - z_butt + 0.02)), poly_c)
         a.add(extrude_side(np.array([(z_butt, -butt_h + 0.01), (z_butt, 0.01), (z_butt + 0.04, 0.01),
                                      (z_butt + 0.12, -0.03), (z_butt + 0.12, -0.07), (z_butt + 0.02, -butt_h + 0.01)]),
                            -w / 2, w / 2), poly_c)
@@ -198,13 +204,13 @@ def rifle(rng: np.random.Generator) -> Assembly:
         a.add(cyl((0, bore_y + 0.005, hz0 - 0.01), (0, bore_y + 0.005, hz0 + L * 0.25), 0.022, seg=10), poly_c)
         a.add(box((0, bore_y + 0.035, z_recv + recv_len / 2 + 0.05), (0.02, 0.012, recv_len + L * 0.2)), steel)
         if family == "ar" and rng.random() < 0.5:  # carry handle / front sight
-            a.add(box((0, bore_y + 0.05, hz0 + L * 0.27), (0.012, 0.05, 0.015)), steel)
+            a.add(box((0, bore_y + 0.04, hz0 + L * 0.27), (0.012, 0.06, 0.015)), steel)
     if family in ("ar", "ak", "bullpup", "sniper") or (family == "bolt" and rng.random() < 0.3):
         mz = z_recv + recv_len * 0.6 if family != "bullpup" else z_butt + L * 0.12
         mag_len = _u(rng, 0.09, 0.15) if family in ("ar", "ak", "bullpup") else 0.06
-        mag = box((0, bore_y - 0.03 - mag_len / 2, mz), (w * 0.6, mag_len, 0.06))
+        mag = box((0, bore_y - 0.015 - mag_len / 2, mz), (w * 0.6, mag_len, 0.06))
         if family == "ak":
-            mag = rot_x(mag, -20, (0, bore_y - 0.03, mz))
+            mag = rot_x(mag, -20, (0, bore_y - 0.015, mz))
         a.add(mag, steel if rng.random() < 0.6 else poly_c)
     if family in ("ar", "bullpup") or (family == "ak" and rng.random() < 0.5):
         gz = z_recv + recv_len * 0.15 if family != "bullpup" else z_butt + L * 0.55

@@ -82,7 +82,7 @@ def _arms(a: Assembly, rng: np.random.Generator, *, w: float, d: float, seat_y: 
         x = sx * (w / 2 + t * 0.3)
         z0 = z_back + 0.02
         a.add(box((x, seat_y + arm_h, z0 + length / 2), (t * 1.6, 0.03, length)), colour)
-        a.add(box((x, seat_y + arm_h / 2, z0 + length * 0.85), (t, arm_h, t)), colour)
+        a.add(box((x, seat_y + arm_h / 2 - 0.03, z0 + length * 0.85), (t, arm_h + 0.06, t)), colour)
 
 
 def chair(rng: np.random.Generator) -> Assembly:
@@ -123,10 +123,11 @@ def _chair_four_leg(rng: np.random.Generator) -> Assembly:
             a.add(_leg(top, bot, lt, round_leg=round_leg, taper=taper), frame)
     if rng.random() < 0.5:  # stretchers
         y = sh * _u(rng, 0.2, 0.4)
+        out = splay * (1 - y / (sh - st))  # splayed legs are further out at this height
         for sx in (-1, 1):
-            a.add(box((sx * (w / 2 - inset), y, 0), (lt * 0.6, lt * 0.6, d - 2 * inset)), frame)
+            a.add(box((sx * (w / 2 - inset + out), y, 0), (lt * 0.6, lt * 0.6, d - 2 * inset + 2 * out)), frame)
         if rng.random() < 0.5:
-            a.add(box((0, y, 0), (w - 2 * inset, lt * 0.6, lt * 0.6)), frame)
+            a.add(box((0, y, 0), (w - 2 * inset + 2 * out, lt * 0.6, lt * 0.6)), frame)
     if rng.random() < 0.5:  # apron
         ah = _u(rng, 0.04, 0.09)
         a.add(box((0, sh - st - ah / 2 + 0.002, 0), (w - 2 * inset, ah, d - 2 * inset)), frame)
@@ -174,14 +175,14 @@ def _chair_office(rng: np.random.Generator) -> Assembly:
     a.add(rot_x(box((0, sh + 0.02, z - 0.02), (0.06, 0.16, 0.03)), -recline, pivot), base)
     a.add(box((0, sh - 0.06, z / 2 - 0.02), (0.06, 0.03, -z)), base)
     if rng.random() < 0.35:  # headrest
-        a.add(rot_x(pillow((0, sh + bh + 0.13, z), (bw * 0.55, 0.12, 0.07), 0.025), -recline, pivot), fill)
+        a.add(rot_x(pillow((0, sh + bh + 0.1, z), (bw * 0.55, 0.12, 0.07), 0.025), -recline, pivot), fill)
     if rng.random() < 0.65:
         ah = _u(rng, 0.18, 0.25)
         for sx in (-1, 1):
             x = sx * (w / 2 + 0.02)
             a.add(box((x, sh - 0.04 + ah / 2, -0.03), (0.03, ah, 0.04)), base)
             a.add(rbox((x, sh - 0.04 + ah, 0.0), (0.06, 0.03, _u(rng, 0.22, 0.3)), 0.02), base)
-            a.add(box((x * 0.9, sh - 0.05, -0.03), (w * 0.12, 0.02, 0.04)), base)
+            a.add(box((x * 0.9, sh - 0.045, -0.03), (w * 0.12, 0.03, 0.04)), base)
     return a
 
 
@@ -303,7 +304,7 @@ def _chair_tulip(rng: np.random.Generator) -> Assembly:
     a.add(rot_x(back, -_u(rng, 5, 15), (0, sh, -d / 2)), shell)
     if rng.random() < 0.5:
         for sx in (-1, 1):
-            a.add(rbox((sx * (w / 2 - 0.015), sh + 0.1, -0.02), (0.03, 0.2, d * 0.8), 0.05, axis="x"), shell)
+            a.add(rbox((sx * (w / 2 - 0.03), sh + 0.08, -0.02), (0.03, 0.22, d * 0.8), 0.05, axis="x"), shell)
     return a
 
 
@@ -324,13 +325,13 @@ def bench(rng: np.random.Generator) -> Assembly:
         sd = d / n * 0.8
         for i in range(n):
             z = -d / 2 + d * (i + 0.5) / n
-            a.add(box((0, sh - 0.015, z), (L, 0.03, sd)), wood)
+            a.add(box((0, sh - 0.02, z), (L, 0.03, sd)), wood)
         bh = _u(rng, 0.3, 0.45)
         nb = int(rng.integers(2, 5))
         recline = _u(rng, 8, 20)
         for i in range(nb):
             y = sh + 0.08 + (bh - 0.08) * (i + 0.5) / nb
-            a.add(rot_x(box((0, y, -d / 2 - 0.02), (L, bh / nb * 0.7, 0.025)), -recline, (0, sh, -d / 2)), wood)
+            a.add(rot_x(box((0, y, -d / 2 - 0.035), (L, bh / nb * 0.7, 0.03)), -recline, (0, sh, -d / 2)), wood)
         legx = L / 2 - _u(rng, 0.05, 0.2)
         for sx in (-1, 1) if L < 1.6 else (-1, 0, 1):
             x = sx * legx
@@ -338,11 +339,11 @@ def bench(rng: np.random.Generator) -> Assembly:
                              (-d / 2 + 0.01, sh - 0.08), (-d / 2 - 0.02, 0.0), (-d / 2 - 0.08, 0.0),
                              (-d / 2 - 0.02, sh - 0.03), (d / 2 + 0.01, sh - 0.03)])
             a.add(extrude_side(poly, x - 0.02, x + 0.02), metal)
-            post = box((x, sh + bh / 2, -d / 2 - 0.05), (0.04, bh + 0.05, 0.03))
+            post = box((x, sh + bh / 2 - 0.05, -d / 2 - 0.05), (0.04, bh + 0.1, 0.03))
             a.add(rot_x(post, -recline, (0, sh, -d / 2)), metal)
             if rng.random() < 0.6 and sx != 0:
                 a.add(box((x, sh + 0.2, 0), (0.04, 0.03, d)), metal)
-                a.add(box((x, sh + 0.1, d / 2 - 0.03), (0.03, 0.2, 0.03)), metal)
+                a.add(box((x, sh + 0.08, d / 2 - 0.03), (0.03, 0.26, 0.03)), metal)
     elif family == "slab":
         t = _u(rng, 0.04, 0.1)
         a.add(box((0, sh - t / 2, 0), (L, t, d)), wood)
@@ -376,7 +377,7 @@ def bench(rng: np.random.Generator) -> Assembly:
             for sz in (-1, 1):
                 a.add(cyl((x, 0, sz * d * 0.6), (x, sh - t + 0.01, sz * d * 0.15), 0.025, seg=4), wood)
             a.add(box((x, sh - t - 0.03, 0), (0.05, 0.06, d * 1.1)), wood)
-        a.add(box((0, sh * 0.45, 0), (L - 0.25, 0.05, 0.05)), wood)
+        a.add(box((0, sh - t - 0.05, 0), (L - 0.25, 0.04, 0.05)), wood)
     else:  # box / storage bench with cushion
         body = pick(rng, str(rng.choice(["painted", "wood"])))
         bh = sh - 0.06
@@ -458,6 +459,6 @@ def sofa(rng: np.random.Generator) -> Assembly:
         pc = pick(rng, "fabric")
         for sx in (-1, 1):
             x = sx * (seat_len / 2 - 0.2)
-            a.add(rot_x(pillow((x, y0 + base_h + cush_h + 0.18, -d / 2 + back_t + 0.1), (0.38, 0.38, 0.12), 0.05),
+            a.add(rot_x(pillow((x, y0 + base_h + cush_h + 0.17, -d / 2 + back_t + 0.05), (0.38, 0.38, 0.12), 0.05),
                         -15, (x, y0 + base_h + cush_h, -d / 2 + back_t)), pc)
     return a

@@ -99,15 +99,18 @@ def airplane(rng: np.random.Generator) -> Assembly:
         span = _u(rng, 0.42, 0.55)
         cr = _u(rng, 0.16, 0.22)
         wz = _u(rng, 0.02, 0.12)
-        wing = _wing((0, -r * 0.5, wz), span, cr, cr * _u(rng, 0.2, 0.35), _u(rng, 25, 35), _u(rng, 4, 7))
+        sweep, dih = _u(rng, 25, 35), _u(rng, 4, 7)
+        wing = _wing((0, -r * 0.5, wz), span, cr, cr * _u(rng, 0.2, 0.35), sweep, dih)
         a.add_mirrored(wing, body_c)
         n_eng = 1 if rng.random() < 0.65 else 2
         for k in range(n_eng):
             s = 0.35 if n_eng == 1 else (0.28 + 0.32 * k)
-            ez = wz - s * span * np.tan(np.radians(30)) + 0.05
-            ey = -r * 0.5 + s * span * 0.09 - 0.045
-            eng = cyl((s * span, ey, ez - 0.12), (s * span, ey, ez + 0.03), 0.03, 0.034, seg=14)
-            pylon = box((s * span, ey + 0.03, ez - 0.05), (0.008, 0.04, 0.1))
+            x = s * span
+            y_w = -r * 0.5 + x * np.tan(np.radians(dih))       # wing chord line at this span
+            z_le = wz - x * np.tan(np.radians(sweep))          # leading edge at this span
+            ey = y_w - 0.045
+            eng = cyl((x, ey, z_le - 0.07), (x, ey, z_le + 0.08), 0.03, 0.034, seg=14)
+            pylon = box((x, (ey + y_w) / 2 + 0.01, z_le - 0.01), (0.008, y_w - ey + 0.02, 0.1))
             a.add_mirrored(eng, accent)
             a.add_mirrored(pylon, body_c)
         a.add(_fin(-L / 2 + tail * 0.8, r * 0.6, _u(rng, 0.13, 0.18), tail * 0.7, tail * 0.25, 40), accent)
@@ -121,7 +124,7 @@ def airplane(rng: np.random.Generator) -> Assembly:
         ez = -L / 2 + tail + 0.02
         eng = cyl((r + 0.04, r * 0.3, ez - 0.12), (r + 0.04, r * 0.3, ez + 0.02), 0.028, 0.03, seg=14)
         a.add_mirrored(eng, accent)
-        a.add_mirrored(box((r * 0.8, r * 0.3, ez - 0.05), (0.06, 0.01, 0.06)), body_c)
+        a.add_mirrored(box(((r + 0.04) / 2, r * 0.3, ez - 0.05), (r + 0.04, 0.012, 0.06)), body_c)
         fh = _u(rng, 0.13, 0.17)
         a.add(_fin(-L / 2 + tail * 0.85, r * 0.6, fh, tail * 0.6, tail * 0.35, 45), body_c)
         hs = _wing((0, r * 0.6 + fh * 0.95, -L / 2 + tail * 0.85 - fh * np.tan(np.radians(45)) - 0.01), 0.11,
@@ -141,7 +144,7 @@ def airplane(rng: np.random.Generator) -> Assembly:
         else:
             for sx in (-1, 1):
                 f = _fin(-L / 2 + 0.2, 0.0, 0.12, 0.16, 0.05, 45, 0.06)
-                a.add(rot_z(f, -sx * 20).translate((sx * r * 0.7, r * 0.5, 0)), body_c)
+                a.add(rot_z(f, -sx * 20).translate((sx * r * 0.4, r * 0.3, 0)), body_c)
         if rng.random() < 0.5:
             hs = _wing((0, 0, -L / 2 + 0.12), 0.12, 0.1, 0.04, 40, -3, 0.06)
             a.add_mirrored(hs, body_c)
@@ -153,7 +156,8 @@ def airplane(rng: np.random.Generator) -> Assembly:
         cr = _u(rng, 0.1, 0.16) if family != "glider" else _u(rng, 0.07, 0.1)
         wy = r * 0.85 if high else -r * 0.6
         wz = _u(rng, 0.05, 0.18)
-        wing = _wing((0, wy, wz), span, cr, cr * _u(rng, 0.5, 1.0), _u(rng, 0, 5), _u(rng, 1, 4))
+        sweep, dih = _u(rng, 0, 5), _u(rng, 1, 4)
+        wing = _wing((0, wy, wz), span, cr, cr * _u(rng, 0.5, 1.0), sweep, dih)
         a.add_mirrored(wing, body_c if rng.random() < 0.7 else accent)
         if family == "prop":  # nose propeller and fixed gear
             a.add(sphere((0, 0, L / 2 + 0.005), r * 0.45, 12), accent)
@@ -162,18 +166,18 @@ def airplane(rng: np.random.Generator) -> Assembly:
             for k in range(nb):
                 a.add(rot_z(blade, 360.0 * k / nb + 15, (0, 0, 0)), pick(rng, "dark_metal"))
             for sx in (-1, 1):
-                a.add(cyl((sx * 0.04, -r * 0.5, wz - 0.02), (sx * 0.08, -r - 0.07, wz - 0.03), 0.006, seg=6), body_c)
+                a.add(cyl((sx * 0.02, -r * 0.5, wz - 0.02), (sx * 0.08, -r - 0.07, wz - 0.03), 0.006, seg=6), body_c)
                 a.add(cyl((sx * 0.08 - 0.01, -r - 0.07, wz - 0.03), (sx * 0.08 + 0.01, -r - 0.07, wz - 0.03),
                           0.025, seg=12), pick(rng, "rubber"))
         if family == "turboprop":
             for s in (0.3, 0.6) if rng.random() < 0.5 else (0.35,):
                 x = s * span
-                a.add_mirrored(cyl((x, wy - 0.02, wz - cr * 0.9), (x, wy - 0.02, wz + 0.08), 0.03, 0.025, seg=12),
-                               body_c)
-                blade = box((x, wy - 0.02, wz + 0.09), (0.015, 0.2, 0.005))
+                y = wy + x * np.tan(np.radians(dih)) - 0.012
+                z_le = wz - x * np.tan(np.radians(sweep))
+                a.add_mirrored(cyl((x, y, z_le - cr * 0.9), (x, y, z_le + 0.09), 0.03, 0.022, seg=12), body_c)
+                blade = box((0, 0, z_le + 0.085), (0.015, 0.2, 0.01))
                 for k in range(4):
-                    a.add_mirrored(rot_z(blade.translate((-x, -(wy - 0.02), 0)), 45.0 * k + 10)
-                                   .translate((x, wy - 0.02, 0)), pick(rng, "dark_metal"))
+                    a.add_mirrored(rot_z(blade, 45.0 * k + 10).translate((x, y, 0)), pick(rng, "dark_metal"))
         t_tail = family == "glider" or rng.random() < 0.3
         fh = _u(rng, 0.1, 0.15)
         a.add(_fin(-L / 2 + tail * 0.6, r * 0.6, fh, tail * 0.5, tail * 0.3, 30), accent)
@@ -235,8 +239,10 @@ def car(rng: np.random.Generator) -> Assembly:
     f = L / 2
     wb_front = f - L * _u(rng, 0.16, 0.22)
     wb_rear = -f + L * _u(rng, 0.16, 0.22)
-    for z in (wb_front, wb_rear):  # wheel arches
-        main = main - cyl((-half - 0.1, wr, z), (half + 0.1, wr, z), wr * 1.1, seg=20)
+    tw = _u(rng, 0.2, 0.28)
+    for z in (wb_front, wb_rear):  # wheel arches, cut at both sides only
+        for sx in (-1, 1):
+            main = main - cyl((sx * (half - tw * 0.75), wr, z), (sx * (half + 0.1), wr, z), wr * 1.1, seg=20)
     a.add(main, paint)
     a.add(cabin, glass)
     roof_y = gh[1][1]
@@ -249,8 +255,8 @@ def car(rng: np.random.Generator) -> Assembly:
             a.add(box((sx * (half - 0.04), bed_top - 0.15, (zb - L / 2) / 2), (0.08, 0.3, zb + L / 2)), paint)
         a.add(box((0, bed_top - 0.15, -L / 2 + 0.04), (W, 0.3, 0.08)), paint)
     wheel_c, hub_c = pick(rng, "rubber"), pick(rng, str(rng.choice(["chrome", "metal", "dark_metal"])))
-    tw = _u(rng, 0.2, 0.28)
     for z in (wb_front, wb_rear):
+        a.add(cyl((-half + tw * 0.5, wr, z), (half - tw * 0.5, wr, z), wr * 0.25, seg=10), hub_c)  # axle
         for sx in (-1, 1):
             x0 = sx * (half - tw * 0.6)
             x1 = sx * (half + 0.02)
@@ -263,7 +269,7 @@ def car(rng: np.random.Generator) -> Assembly:
     a.add(box((0, body[0][1] + 0.05, f - 0.02), (W * 0.5, 0.12, 0.06)), pick(rng, "dark_metal"))
     if kind in ("suv", "van", "wagon") and rng.random() < 0.5:
         for sx in (-1, 1):
-            a.add(box((sx * cab_w * 0.8, roof_y + 0.05, (gh[1][0] + gh[2][0]) / 2),
+            a.add(box((sx * cab_w * 0.8, roof_y + 0.04, (gh[1][0] + gh[2][0]) / 2),
                       (0.04, 0.05, abs(gh[1][0] - gh[2][0]) * 0.8)), pick(rng, "dark_metal"))
     if kind == "sports" and rng.random() < 0.5:  # rear wing
         zr = -f + 0.15
@@ -271,7 +277,7 @@ def car(rng: np.random.Generator) -> Assembly:
         for sx in (-1, 1):
             a.add(box((sx * W * 0.3, body[3][1] + 0.05, zr), (0.04, 0.14, 0.1)), paint)
     for sx in (-1, 1):  # side mirrors
-        a.add(box((sx * (cab_w + 0.1), gh[0][1] + 0.1, gh[0][0] - 0.15), (0.15, 0.08, 0.05)), paint)
+        a.add(box((sx * (cab_w + 0.1), gh[0][1] + 0.02, gh[0][0] - 0.15), (0.15, 0.08, 0.05)), paint)
     return a
 
 
@@ -341,8 +347,9 @@ def vessel(rng: np.random.Generator) -> Assembly:
                       deck_c)
         return a
     a.add(shell, hull_c)
-    a.add(_hull(L * 0.995, B * 0.995, 0.02, bow, 0.8, 0.0).translate((0, freeboard + 0.01, 0)), deck_c)
-    y = freeboard + 0.01
+    dt = L * 0.004
+    a.add(_hull(L * 0.995, B * 0.995, dt, bow, 0.8, 0.0).translate((0, freeboard + dt / 2, 0)), deck_c)
+    y = freeboard
     if kind == "sailboat":
         a.add(box((0, y + 0.3, -L * 0.1), (B * 0.45, 0.6, L * 0.3)), white)
         mz = L * _u(rng, 0.05, 0.2)
@@ -355,7 +362,7 @@ def vessel(rng: np.random.Generator) -> Assembly:
         if rng.random() < 0.8:  # jib
             a.add(extrude_side(np.array([(mz + 0.05, y + 0.5), (mz + 0.05, y + mh * 0.85), (L * 0.45, y + 0.4)]),
                                -0.02, 0.02), sail)
-        a.add(extrude_side(np.array([(-0.3, -depth + freeboard), (0.5, -depth + freeboard),
+        a.add(extrude_side(np.array([(-0.3, -depth + freeboard + 0.2), (0.5, -depth + freeboard + 0.2),
                                      (0.2, -depth + freeboard - 1.2), (-0.4, -depth + freeboard - 1.2)]),
                            -0.08, 0.08), hull_c)
     elif kind in ("yacht", "speedboat"):
@@ -369,16 +376,18 @@ def vessel(rng: np.random.Generator) -> Assembly:
             a.add(extrude_side(np.array([(z1 - 0.05, th * 0.35), (z1 - th * 0.75, th * 0.9), (z1 - th * 2.5, th * 0.9),
                                          (z1 - th * 2.5, th * 0.35)]), -w / 2 - 0.02, w / 2 + 0.02)
                   .translate((0, y + i * th, 0)), pick(rng, "glass"))
+            mast_z = (z0 + z1 - th) / 2
             z0 += L * 0.05
             z1 -= L * _u(rng, 0.08, 0.15)
             w *= 0.9
         if kind == "yacht" and rng.random() < 0.6:
-            a.add(cyl((0, y + tiers * th, z0 + 1), (0, y + tiers * th + L * 0.08, z0 + 1.5), L * 0.008, seg=8), white)
+            top = y + tiers * th
+            a.add(cyl((0, top - 0.1, mast_z), (0, top + L * 0.08, mast_z - 0.5), L * 0.008, seg=8), white)
     elif kind == "cargo":
         bz = -L * _u(rng, 0.32, 0.4)
         a.add(box((0, y + 10, bz), (B * 0.9, 20, L * 0.08)), white)
         a.add(box((0, y + 19, bz), (B * 1.05, 2, L * 0.06)), white)
-        a.add(cyl((0, y + 20, bz - L * 0.06), (0, y + 28, bz - L * 0.06), B * 0.08, seg=12),
+        a.add(cyl((0, y + 15, bz - L * 0.02), (0, y + 28, bz - L * 0.02), B * 0.08, seg=12),
               pick(rng, "car_paint"))
         ncols = int(rng.integers(5, 9))
         zs = np.linspace(bz + L * 0.07, L * 0.3, ncols)
@@ -391,7 +400,7 @@ def vessel(rng: np.random.Generator) -> Assembly:
         a.add(box((0, y + 12, L * 0.02), (B * 0.4, 6, L * 0.1)), grey)
         a.add(cyl((0, y + 14, L * 0.0), (0, y + 30, L * 0.0), 0.8, seg=6), grey)
         a.add(box((0, y + 26, 0), (8, 0.8, 0.8)), grey)
-        a.add(box((0, y + 14, -L * 0.1), (4, 8, 6)), grey)
+        a.add(box((0, y + 13, -L * 0.1), (4, 8, 6)), grey)
         for z in (L * 0.25, -L * 0.3) if rng.random() < 0.6 else (L * 0.25,):
             a.add(ycyl((0, y, z), 3.5, 2.5, seg=14), grey)
             a.add(cyl((0, y + 1.6, z), (0, y + 1.6, z + np.sign(z) * 10), 0.3, seg=6), grey)
