@@ -9,21 +9,19 @@ import typer
 
 from recon_cli.cli.common import err_console, fail, guarded, print_json
 
-HELP = """Reconstruct 3D meshes from photos with D-OccNet (image -> OccNet mesh -> 300 points -> final mesh).
-
-Inputs are image files, folders (add --recursive for subfolders) or quoted globs. One input writes
-to -o (format from its suffix); many write to --out-dir, named after the inputs with subfolders
-mirrored (without either, each mesh lands next to its image). Opaque photos get their background
-removed (objects on plain or uncluttered backgrounds); RGBA images use their alpha. A file that
-fails is reported by name and the rest go on; the exit code is 1 if any failed.
-
-\b
-Examples:
-  recon reconstruct chair.png -o chair.obj
-  recon reconstruct photos/ --recursive --out-dir meshes --format ply --quality high
-  recon reconstruct "shots/*.jpg" --out-dir meshes --save-stages --json
-  recon reconstruct --points scan.ply -o scan_mesh.obj
-"""
+HELP = (
+    "Reconstruct 3D meshes from photos with D-OccNet (image -> OccNet mesh -> 300 points -> final mesh).\n\n"
+    "Inputs are image files, folders (--recursive for subfolders) or quoted globs. One input writes to -o "
+    "(format from its suffix); many write to --out-dir, named after the inputs with subfolders mirrored; "
+    "with neither, each mesh lands next to its image. Opaque photos get their background removed (objects on "
+    "plain or uncluttered backgrounds); RGBA images use their alpha. A file that fails is reported by name and "
+    "the rest go on; the exit code is 1 if any failed.\n\n"
+    "\b\nExamples:\n"
+    "  recon reconstruct chair.png -o chair.obj\n"
+    "  recon reconstruct photos/ --recursive --out-dir meshes --format ply --quality high\n"
+    "  recon reconstruct \"shots/*.jpg\" --out-dir meshes --save-stages --json\n"
+    "  recon reconstruct --points scan.ply -o scan_mesh.obj\n"
+)
 
 QUALITIES = ("draft", "standard", "high")
 FORMATS = ("obj", "ply", "stl", "off", "glb")
@@ -127,19 +125,20 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(None, "-o", "--output", help="Output mesh file (one input only)."),
         out_dir: Path = typer.Option(None, "--out-dir", help="Output folder for many inputs (subfolders mirrored)."),
         recursive: bool = typer.Option(False, "--recursive", "-r", help="Search folders (and ** globs) recursively."),
-        fmt: str = typer.Option(None, "--format", callback=_one_of(FORMATS),
+        fmt: str = typer.Option(None, "--format", callback=_one_of(FORMATS), metavar="obj|ply|stl|off|glb",
                                 help="Mesh format (default: from the -o suffix, else obj)."),
         model: str = typer.Option("auto", "--model", callback=_one_of(["auto", "onet", "onet-pcl", "doccnet"]),
+                                  metavar="auto|onet|onet-pcl|doccnet",
                                   help="Stages to run: onet = image stage only; doccnet = both; auto = all the weights have."),
         weights: Path = typer.Option(None, "--weights", help="Checkpoint (default: the shipped weights/doccnet.pt)."),
-        quality: str = typer.Option(None, "--quality", callback=_one_of(QUALITIES),
+        quality: str = typer.Option(None, "--quality", callback=_one_of(QUALITIES), metavar="draft|standard|high",
                                     help="draft (65^3), standard (129^3, default) or high (257^3) lattice."),
         resolution: int = typer.Option(None, "--resolution", min=2, help="Coarse MISE resolution (overrides --quality)."),
         upsampling_steps: int = typer.Option(None, "--upsampling-steps", min=0, max=5,
                                              help="MISE upsampling steps (overrides --quality)."),
         threshold: float = typer.Option(0.2, "--threshold", callback=_probability,
                                         help="Occupancy probability of the surface."),
-        device: str = typer.Option("auto", "--device", callback=_one_of(["auto", "cpu", "cuda"]),
+        device: str = typer.Option("auto", "--device", callback=_one_of(["auto", "cpu", "cuda"]), metavar="auto|cpu|cuda",
                                    help="auto = CUDA when available."),
         batch_size: int = typer.Option(4, "--batch-size", min=1, help="Images per forward/MISE batch."),
         skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip inputs whose output exists."),
@@ -151,7 +150,7 @@ def register(app: typer.Typer) -> None:
         simplify: int = typer.Option(None, "--simplify", min=4, metavar="FACES", help="Simplify meshes to about FACES faces."),
         remove_bg: bool = typer.Option(True, "--remove-bg/--no-remove-bg",
                                        help="Remove the background of opaque photos (RGBA alpha is always used)."),
-        backend: str = typer.Option("torch", "--backend", callback=_one_of(["torch", "onnx"]),
+        backend: str = typer.Option("torch", "--backend", callback=_one_of(["torch", "onnx"]), metavar="torch|onnx",
                                     help="Runtime: torch, or onnxruntime with --onnx-dir."),
         onnx_dir: Path = typer.Option(None, "--onnx-dir", help="Folder made by `recon export-onnx` (--backend onnx)."),
         shard: str = typer.Option(None, "--shard", help="Process only shard I of N (I/N, 0-based)."),
