@@ -218,3 +218,36 @@ def test_onnx_backend_matches_torch(tmp_path: Path, weights: Path) -> None:
         docs.append(json.loads(result.stdout))
     assert docs[1]["summary"]["backend"] == "onnx"
     assert docs[0]["results"][0]["faces"] == docs[1]["results"][0]["faces"] > 0
+
+
+def test_point_cloud_readers_and_normalisation(tmp_path: Path) -> None:
+    import trimesh
+
+    from recon_cli.errors import InputError
+    from recon_cli.reconstruct import load_point_cloud, normalize_cloud
+
+    pts = np.random.default_rng(0).uniform(-1, 1, (50, 3)) * [4.0, 2.0, 1.0] + [10.0, 0.0, -5.0]
+    np.savetxt(tmp_path / "c.xyz", pts)
+    np.savez(tmp_path / "c.npz", points=pts.astype(np.float16))
+    trimesh.PointCloud(pts).export(tmp_path / "c.ply")
+    for name, atol in [("c.xyz", 1e-6), ("c.ply", 1e-5), ("c.npz", 1e-2)]:
+        assert np.allclose(load_point_cloud(tmp_path / name), pts, atol=atol), name
+    unit, centre, scale = normalize_cloud(pts)
+    assert np.allclose(unit.max(axis=0) + unit.min(axis=0), 0, atol=1e-6)
+    assert np.isclose((unit.max(axis=0) - unit.min(axis=0)).max(), 1.0) and np.isclose(scale, np.ptp(pts, axis=0).max())
+    assert np.allclose(unit * scale + centre, pts, atol=1e-5)
+    np.save(tmp_path / "flat.npy", np.zeros((10, 2)))
+    with pytest.raises(InputError, match=r"\(N, 3\)"):
+        load_point_cloud(tmp_path / "flat.npy")
+
+
+def test_shard_takes_every_nth_input(tmp_path: Path) -> None:
+    from recon_cli.reconstruct import ReconstructOptions, reconstruct_files
+
+    for i in range(5):
+        _photo(tmp_path / f"{i}.png")
+        (tmp_path / f"{i}.obj").write_text("v 0 0 0\n")
+    opts = ReconstructOptions(skip_existing=True, shard=(1, 2), weights=tmp_path / "unused.pt")
+    report = reconstruct_files([str(tmp_path)], options=opts)
+    assert [Path(r.input).name for r in report.results] == ["1.png", "3.png"]
+    assert all(r.skipped for r in report.results)
