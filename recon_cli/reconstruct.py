@@ -408,9 +408,9 @@ def _prepare(job: Job, backend: Backend, opts: ReconstructOptions, *, is_points:
         if is_points:
             pending.data = normalize_cloud(load_point_cloud(job.input))
         else:
-            from recon_cli.io.images import prepare_image, read_image
+            from recon_cli.io.images import WORK_SIZE, prepare_image, read_image
 
-            loaded = read_image(job.input, max_pixels=opts.max_pixels)
+            loaded = read_image(job.input, max_pixels=opts.max_pixels, draft=WORK_SIZE)
             prepared = prepare_image(loaded.image, size=backend.image_size, remove_bg=opts.remove_bg)
             result.warnings.extend(loaded.warnings + prepared.warnings)
             pending.data, pending.network_image = prepared.tensor, prepared.image

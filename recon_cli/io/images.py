@@ -123,8 +123,12 @@ def load_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Image.Image
     return read_image(path, max_pixels=max_pixels).image
 
 
-def read_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> LoadedImage:
-    """Like :func:`load_image`, also returning warnings (animated input, bad EXIF)."""
+def read_image(path: str | Path, *, max_pixels: int = MAX_PIXELS, draft: int | None = None) -> LoadedImage:
+    """Like :func:`load_image`, also returning warnings (animated input, bad EXIF).
+
+    ``draft``: a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (DCT scaling, much
+    faster) as long as both sides stay at least ``draft`` pixels.
+    """
     path = Path(path)
     if path.is_dir():
         raise InputError("is a folder, not an image", path=path)
@@ -143,6 +147,8 @@ def read_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> LoadedImage
         if getattr(im, "n_frames", 1) > 1:
             im.seek(0)
             notes.append(f"animated or multi-frame image ({im.n_frames} frames): using the first frame")
+        if draft is not None and im.format == "JPEG":
+            im.draft(None, (draft, draft))
         try:
             im.load()
         except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... for bad data
