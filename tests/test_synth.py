@@ -204,3 +204,13 @@ def test_cli_two_models_per_category_pass_check(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["data", "check", str(tmp_path / "ds"), "--full", "--json"])
     assert res.exit_code == 0, res.output
+
+
+def test_at_least_five_families_per_category_all_drawn() -> None:
+    from recon_cli.data.synth import families, family_of
+
+    for category in CATEGORIES:
+        fams = families(category)
+        assert len(fams) >= 5, category
+        drawn = {family_of(category, seed) for seed in range(80)}
+        assert drawn == set(fams), category

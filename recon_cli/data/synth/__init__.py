@@ -8,7 +8,8 @@ airplane/car/vessel noses and rifle muzzles point to +z, screens, drivers and ke
 from __future__ import annotations
 
 from recon_cli.data.synth.dataset import model_seed, synth_dataset, synth_jobs
-from recon_cli.data.synth.generate import GENERATORS, generate
+from recon_cli.data.synth.generate import FAMILY_DRAWS, GENERATORS, families, family_of, generate
 from recon_cli.data.synth.sheet import contact_sheet
 
-__all__ = ["GENERATORS", "contact_sheet", "generate", "model_seed", "synth_dataset", "synth_jobs"]
+__all__ = ["FAMILY_DRAWS", "GENERATORS", "contact_sheet", "families", "family_of", "generate", "model_seed",
+           "synth_dataset", "synth_jobs"]

@@ -20,10 +20,15 @@ def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
 # ----------------------------------------------------------------------------- displays
 
 
+#: Families of displays as drawn (repeats weight the common kinds); the first draw of the generator.
+DISPLAY_DRAW: tuple[str, ...] = (
+    "monitor", "monitor", "monitor", "tv_feet", "tv_feet", "crt", "allinone", "panel", "arm")
+
+
 def display(rng: np.random.Generator) -> Assembly:
     """Displays: flat monitor on neck + base, TV on two feet, CRT monitor, iMac-style all-in-one,
     wall panel / TV without stand, monitor on a round-base arm."""
-    family = str(rng.choice(["monitor", "monitor", "monitor", "tv_feet", "tv_feet", "crt", "allinone", "panel", "arm"]))
+    family = str(rng.choice(DISPLAY_DRAW))
     a = Assembly()
     frame = pick(rng, str(rng.choice(["plastic_dark", "plastic_dark", "plastic_light", "metal"])))
     screen = pick(rng, "screen")
@@ -94,10 +99,14 @@ def _driver(a: Assembly, rng: np.random.Generator, center: tuple[float, float, f
     a.add(sphere((x, y, z + 0.004), r * 0.28, 12), shade(cone, 1.3))
 
 
+#: Families of loudspeakers as drawn (repeats weight the common kinds); the first draw of the generator.
+LOUDSPEAKER_DRAW: tuple[str, ...] = ("bookshelf", "bookshelf", "tower", "tower", "sub", "pa", "cylinder", "stand")
+
+
 def loudspeaker(rng: np.random.Generator) -> Assembly:
     """Loudspeakers: bookshelf box, floor-standing tower, subwoofer cube, PA cabinet with horn,
     cylindrical smart speaker, speaker on a stand."""
-    family = str(rng.choice(["bookshelf", "bookshelf", "tower", "tower", "sub", "pa", "cylinder", "stand"]))
+    family = str(rng.choice(LOUDSPEAKER_DRAW))
     a = Assembly()
     body = pick(rng, str(rng.choice(["plastic_dark", "dark_wood", "wood", "plastic_light", "painted"])))
     cone = pick(rng, str(rng.choice(["plastic_dark", "plastic_dark", "metal", "plastic_light"])))
@@ -163,10 +172,15 @@ def loudspeaker(rng: np.random.Generator) -> Assembly:
 # ----------------------------------------------------------------------------- telephones
 
 
+#: Families of telephones as drawn (repeats weight the common kinds); the first draw of the generator.
+TELEPHONE_DRAW: tuple[str, ...] = (
+    "smartphone", "smartphone", "smartphone", "bar", "flip", "desk", "cordless", "qwerty")
+
+
 def telephone(rng: np.random.Generator) -> Assembly:
     """Telephones: smartphone, bar phone with keypad, open flip phone, desk phone with handset,
     cordless handset in a dock, slider/QWERTY phone."""
-    family = str(rng.choice(["smartphone", "smartphone", "smartphone", "bar", "flip", "desk", "cordless", "qwerty"]))
+    family = str(rng.choice(TELEPHONE_DRAW))
     a = Assembly()
     body = pick(rng, str(rng.choice(["plastic_dark", "plastic_light", "metal", "plastic_colour"])))
     screen = pick(rng, "screen")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from recon_cli.data.synth.materials import pick, shade
-from recon_cli.data.synth.parts import Assembly, box, cyl, extrude_side, rbox, ycyl
+from recon_cli.data.synth.parts import Assembly, box, cyl, rbox, ycyl
 
 Colour = tuple[int, int, int]
 
@@ -14,10 +14,14 @@ def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(rng.uniform(lo, hi))
 
 
+#: Families of tables as drawn (repeats weight the common kinds); the first draw of the generator.
+TABLE_DRAW: tuple[str, ...] = ("four_leg", "four_leg", "pedestal", "trestle", "coffee", "desk", "tripod")
+
+
 def table(rng: np.random.Generator) -> Assembly:
     """Tables: four legs with apron, round pedestal, trestle, coffee table with shelf, desk with
     drawer pedestal, tripod round table."""
-    family = str(rng.choice(["four_leg", "four_leg", "pedestal", "trestle", "coffee", "desk", "tripod"]))
+    family = str(rng.choice(TABLE_DRAW))
     a = Assembly()
     wood = pick(rng, "wood")
     top_c = wood if rng.random() < 0.6 else pick(rng, str(rng.choice(["painted", "glass", "plastic_light"])))
@@ -92,10 +96,14 @@ def table(rng: np.random.Generator) -> Assembly:
     return a
 
 
+#: Families of cabinets as drawn (repeats weight the common kinds); the first draw of the generator.
+CABINET_DRAW: tuple[str, ...] = ("wardrobe", "drawers", "sideboard", "nightstand", "filing", "shelves")
+
+
 def cabinet(rng: np.random.Generator) -> Assembly:
     """Cabinets: wardrobe, chest of drawers, sideboard on legs, nightstand, metal filing cabinet,
     open bookcase-like shelf cabinet."""
-    family = str(rng.choice(["wardrobe", "drawers", "sideboard", "nightstand", "filing", "shelves"]))
+    family = str(rng.choice(CABINET_DRAW))
     a = Assembly()
     body = pick(rng, "wood") if rng.random() < 0.6 else pick(rng, "painted")
     if family == "filing":

@@ -30,6 +30,41 @@ GENERATORS: dict[str, Callable[[np.random.Generator], Assembly]] = {
 }
 
 
+#: category short name -> the weighted family draw of its generator (first draw from its rng).
+FAMILY_DRAWS: dict[str, tuple[str, ...]] = {
+    "airplane": vehicles.AIRPLANE_DRAW,
+    "bench": seating.BENCH_DRAW,
+    "cabinet": furniture.CABINET_DRAW,
+    "car": vehicles.CAR_DRAW,
+    "chair": seating.CHAIR_DRAW,
+    "display": electronics.DISPLAY_DRAW,
+    "lamp": misc.LAMP_DRAW,
+    "loudspeaker": electronics.LOUDSPEAKER_DRAW,
+    "rifle": misc.RIFLE_DRAW,
+    "sofa": seating.SOFA_DRAW,
+    "table": furniture.TABLE_DRAW,
+    "telephone": electronics.TELEPHONE_DRAW,
+    "vessel": vehicles.VESSEL_DRAW,
+}
+
+
+def families(category: str) -> list[str]:
+    """The structurally different families of ``category`` (name or synset), in draw order."""
+    return list(dict.fromkeys(FAMILY_DRAWS[category_name(category)]))
+
+
+def _rng(name: str, seed: int) -> np.random.Generator:
+    if seed < 0:
+        raise InputError(f"seed must be >= 0, got {seed}")
+    return np.random.default_rng([int(seed), int(resolve_category(name))])
+
+
+def family_of(category: str, seed: int) -> str:
+    """The family that ``generate(category, seed)`` builds (its generator's first draw)."""
+    name = category_name(category)
+    return str(_rng(name, seed).choice(FAMILY_DRAWS[name]))
+
+
 def category_name(category: str) -> str:
     """Short name for a short name or synset id."""
     return SYNSETS[resolve_category(category)]
@@ -42,11 +77,7 @@ def generate(category: str, seed: int) -> trimesh.Trimesh:
     to the unit box). Faces carry their part's colour in ``mesh.visual.face_colors``.
     """
     name = category_name(category)
-    if seed < 0:
-        raise InputError(f"seed must be >= 0, got {seed}")
-    synset_index = int(resolve_category(name))
-    rng = np.random.default_rng([int(seed), synset_index])
-    mesh = GENERATORS[name](rng).to_trimesh()
+    mesh = GENERATORS[name](_rng(name, seed)).to_trimesh()
     if len(mesh.faces) == 0:  # pragma: no cover - every generator adds solid parts
         raise InputError(f"procedural {name} seed {seed} produced an empty mesh")
     return mesh

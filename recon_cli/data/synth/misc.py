@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from manifold3d import Manifold
 
-from recon_cli.data.synth.materials import pick, shade
+from recon_cli.data.synth.materials import pick
 from recon_cli.data.synth.parts import (
     Assembly, box, cyl, extrude_side, revolve_y, rot_x, sphere, ycyl,
 )
@@ -38,10 +38,14 @@ def _bell(r: float, h: float, y_top: float, center: tuple[float, float, float] =
     return revolve_y(prof, center=(cx, y_top + cy, cz), seg=seg)
 
 
+#: Families of lamps as drawn (repeats weight the common kinds); the first draw of the generator.
+LAMP_DRAW: tuple[str, ...] = ("table", "table", "floor", "desk_arm", "pendant", "torchiere", "arc", "chandelier")
+
+
 def lamp(rng: np.random.Generator) -> Assembly:
     """Lamps: table lamp with drum/cone shade, floor lamp, articulated desk lamp, pendant,
     torchiere uplighter, arc floor lamp, multi-arm chandelier."""
-    family = str(rng.choice(["table", "table", "floor", "desk_arm", "pendant", "torchiere", "arc", "chandelier"]))
+    family = str(rng.choice(LAMP_DRAW))
     a = Assembly()
     metal = pick(rng, str(rng.choice(["chrome", "brass", "dark_metal", "metal"])))
     shade_c = pick(rng, "shade")
@@ -151,10 +155,14 @@ def lamp(rng: np.random.Generator) -> Assembly:
 # ----------------------------------------------------------------------------- rifles
 
 
+#: Families of rifles as drawn (repeats weight the common kinds); the first draw of the generator.
+RIFLE_DRAW: tuple[str, ...] = ("bolt", "ar", "ak", "sniper", "shotgun", "bullpup")
+
+
 def rifle(rng: np.random.Generator) -> Assembly:
     """Rifles: bolt-action hunting rifle (optional scope), AR-style carbine, AK-style rifle,
     sniper rifle with bipod, pump shotgun, bullpup."""
-    family = str(rng.choice(["bolt", "ar", "ak", "sniper", "shotgun", "bullpup"]))
+    family = str(rng.choice(RIFLE_DRAW))
     a = Assembly()
     steel = pick(rng, "dark_metal")
     wood = pick(rng, str(rng.choice(["wood", "dark_wood"])))
@@ -228,8 +236,10 @@ def rifle(rng: np.random.Generator) -> Assembly:
         sy = bore_y + 0.06
         sz = z_recv + recv_len / 2
         a.add(cyl((0, sy, sz - sl / 2), (0, sy, sz + sl / 2), sr, seg=12), pick(rng, "plastic_dark"))
-        a.add(cyl((0, sy, sz + sl / 2 - 0.06), (0, sy, sz + sl / 2), sr * 1.5, sr * 1.7, seg=12), pick(rng, "plastic_dark"))
-        a.add(cyl((0, sy, sz - sl / 2), (0, sy, sz - sl / 2 + 0.05), sr * 1.4, sr * 1.3, seg=12), pick(rng, "plastic_dark"))
+        a.add(cyl((0, sy, sz + sl / 2 - 0.06), (0, sy, sz + sl / 2), sr * 1.5, sr * 1.7, seg=12),
+              pick(rng, "plastic_dark"))
+        a.add(cyl((0, sy, sz - sl / 2), (0, sy, sz - sl / 2 + 0.05), sr * 1.4, sr * 1.3, seg=12),
+              pick(rng, "plastic_dark"))
         for dz in (-0.05, 0.05):
             a.add(box((0, (sy + bore_y) / 2 + 0.01, sz + dz), (0.015, sy - bore_y, 0.015)), steel)
     if family == "sniper" and rng.random() < 0.7:  # bipod, legs folded down

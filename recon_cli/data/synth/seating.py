@@ -85,9 +85,13 @@ def _arms(a: Assembly, rng: np.random.Generator, *, w: float, d: float, seat_y: 
         a.add(box((x, seat_y + arm_h / 2 - 0.03, z0 + length * 0.85), (t, arm_h + 0.06, t)), colour)
 
 
+#: Families of chairs as drawn (repeats weight the common kinds); the first draw of the generator.
+CHAIR_DRAW: tuple[str, ...] = ("four_leg", "four_leg", "office", "cantilever", "stool", "lounge", "tulip")
+
+
 def chair(rng: np.random.Generator) -> Assembly:
     """Chairs: four legs, office star base, cantilever/sled, stool, lounge armchair."""
-    family = str(rng.choice(["four_leg", "four_leg", "office", "cantilever", "stool", "lounge", "tulip"]))
+    family = str(rng.choice(CHAIR_DRAW))
     return {"four_leg": _chair_four_leg, "office": _chair_office, "cantilever": _chair_cantilever,
             "stool": _chair_stool, "lounge": _chair_lounge, "tulip": _chair_tulip}[family](rng)
 
@@ -311,9 +315,13 @@ def _chair_tulip(rng: np.random.Generator) -> Assembly:
 # ----------------------------------------------------------------------------- benches
 
 
+#: Families of benchs as drawn (repeats weight the common kinds); the first draw of the generator.
+BENCH_DRAW: tuple[str, ...] = ("park", "slab", "legs", "aframe", "box", "park")
+
+
 def bench(rng: np.random.Generator) -> Assembly:
     """Benches: park bench, backless slab bench, four-leg bench, picnic A-frame, storage box bench."""
-    family = str(rng.choice(["park", "slab", "legs", "aframe", "box", "park"]))
+    family = str(rng.choice(BENCH_DRAW))
     a = Assembly()
     wood = pick(rng, "wood")
     metal = pick(rng, str(rng.choice(["dark_metal", "metal", "plastic_dark"])))
@@ -394,10 +402,14 @@ def bench(rng: np.random.Generator) -> Assembly:
 # ----------------------------------------------------------------------------- sofas
 
 
+#: Families of sofas as drawn (repeats weight the common kinds); the first draw of the generator.
+SOFA_DRAW: tuple[str, ...] = ("standard", "sectional", "rolled", "midcentury", "armless", "chaise")
+
+
 def sofa(rng: np.random.Generator) -> Assembly:
     """Sofas: boxy 2-3 seater, L-shaped sectional, rolled-arm chesterfield, mid-century on legs,
     armless futon, chaise lounge."""
-    family = str(rng.choice(["standard", "sectional", "rolled", "midcentury", "armless", "chaise"]))
+    family = str(rng.choice(SOFA_DRAW))
     a = Assembly()
     fabric = pick(rng, str(rng.choice(["fabric", "fabric", "leather"])))
     cushion = shade(fabric, _u(rng, 0.9, 1.1))
@@ -419,8 +431,8 @@ def sofa(rng: np.random.Generator) -> Assembly:
         for sx in (-1, 1):
             for sz in (-1, 1):
                 p = np.array([sx * (L / 2 - 0.08), 0, sz * (d / 2 - 0.08)])
-                a.add(cyl(p + [sx * 0.02 if family == "midcentury" else 0, 0, sz * 0.02 if family == "midcentury" else 0],
-                          p + [0, y0 + 0.01, 0], 0.015, 0.025, seg=8), legc)
+                flare = 0.02 if family == "midcentury" else 0.0
+                a.add(cyl(p + [sx * flare, 0, sz * flare], p + [0, y0 + 0.01, 0], 0.015, 0.025, seg=8), legc)
     a.add(pillow((0, y0 + base_h / 2, 0), (L, base_h, d), r), fabric)
     seat_len = L - 2 * arm_w
     for i in range(n_seats):
@@ -447,9 +459,9 @@ def sofa(rng: np.random.Generator) -> Assembly:
         side = float(rng.choice([-1, 1]))
         ext = _u(rng, 0.5, 0.9)
         x = side * (L / 2 - seat_w / 2 - arm_w)
-        a.add(pillow((x, y0 + base_h / 2, d / 2 + ext / 2 - 0.05), (seat_w + 2 * arm_w * 0.0 + 0.1, base_h, ext + 0.1), r),
-              fabric)
-        a.add(pillow((x, y0 + base_h + cush_h / 2 - 0.01, d / 2 + ext / 2 - 0.05), (seat_w, cush_h, ext), 0.03), cushion)
+        zc = d / 2 + ext / 2 - 0.05
+        a.add(pillow((x, y0 + base_h / 2, zc), (seat_w + 0.1, base_h, ext + 0.1), r), fabric)
+        a.add(pillow((x, y0 + base_h + cush_h / 2 - 0.01, zc), (seat_w, cush_h, ext), 0.03), cushion)
         if family == "sectional" and arm_w > 0:
             a.add(pillow((side * (L / 2 - arm_w / 2), y0 + (base_h + arm_h) / 2, d / 2 + ext / 2 - 0.05),
                          (arm_w, base_h + arm_h, ext + 0.1), r), fabric)

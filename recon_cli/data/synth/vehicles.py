@@ -7,8 +7,7 @@ from manifold3d import Manifold
 
 from recon_cli.data.synth.materials import pick, shade
 from recon_cli.data.synth.parts import (
-    Assembly, box, cyl, extrude_front, extrude_plan, extrude_side, hull, hull_pts, mirror_x, revolve_z, rot_z,
-    sphere, union, ycyl,
+    Assembly, box, cyl, extrude_plan, extrude_side, hull, hull_pts, revolve_z, rot_z, sphere, ycyl,
 )
 
 Colour = tuple[int, int, int]
@@ -76,10 +75,14 @@ def _fin(z_le: float, y0: float, height: float, chord_root: float, chord_tip: fl
     return w.translate((0.0, y0, z_le))
 
 
+#: Families of airplanes as drawn (repeats weight the common kinds); the first draw of the generator.
+AIRPLANE_DRAW: tuple[str, ...] = ("airliner", "airliner", "bizjet", "fighter", "prop", "glider", "turboprop")
+
+
 def airplane(rng: np.random.Generator) -> Assembly:
     """Airplanes: airliner (2/4 podded engines), business jet with T-tail and rear engines, delta
     fighter, propeller light aircraft, glider, high-wing turboprop."""
-    family = str(rng.choice(["airliner", "airliner", "bizjet", "fighter", "prop", "glider", "turboprop"]))
+    family = str(rng.choice(AIRPLANE_DRAW))
     a = Assembly()
     body_c = pick(rng, "olive" if family == "fighter" and rng.random() < 0.5 else "aircraft")
     if family == "fighter" and rng.random() < 0.5:
@@ -221,9 +224,13 @@ def _car_profile(rng: np.random.Generator, kind: str) -> tuple[np.ndarray, np.nd
     return body, np.array(gh), L, W, wr
 
 
+#: Families of cars as drawn (repeats weight the common kinds); the first draw of the generator.
+CAR_DRAW: tuple[str, ...] = ("sedan", "sedan", "hatch", "suv", "sports", "pickup", "van", "wagon")
+
+
 def car(rng: np.random.Generator) -> Assembly:
     """Cars: sedan, hatchback, SUV, sports coupe, pickup truck, van, estate."""
-    kind = str(rng.choice(["sedan", "sedan", "hatch", "suv", "sports", "pickup", "van", "wagon"]))
+    kind = str(rng.choice(CAR_DRAW))
     a = Assembly()
     paint = pick(rng, "car_paint")
     glass = pick(rng, "glass")
@@ -303,10 +310,15 @@ def _hull(L: float, B: float, depth: float, bow: float, stern_w: float, deadrise
     return hull_pts(np.concatenate([top, bot, [[0, -depth * 0.3, L / 2 + bow * 0.05]]]))
 
 
+#: Families of vessels as drawn (repeats weight the common kinds); the first draw of the generator.
+VESSEL_DRAW: tuple[str, ...] = (
+    "sailboat", "sailboat", "yacht", "cargo", "warship", "rowboat", "submarine", "speedboat")
+
+
 def vessel(rng: np.random.Generator) -> Assembly:
     """Vessels: sailboat, motor yacht, cargo / container ship, warship, rowing boat / canoe, submarine,
     speedboat."""
-    kind = str(rng.choice(["sailboat", "sailboat", "yacht", "cargo", "warship", "rowboat", "submarine", "speedboat"]))
+    kind = str(rng.choice(VESSEL_DRAW))
     a = Assembly()
     hull_c = pick(rng, "navy_grey" if kind == "warship" else "hull")
     deck_c = pick(rng, str(rng.choice(["wood", "plastic_light", "painted"])))
