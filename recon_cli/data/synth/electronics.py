@@ -230,13 +230,14 @@ def telephone(rng: np.random.Generator) -> Assembly:
                                                 (-D / 2 + 0.01, hb + 0.005), (-D / 2 + 0.01, 0.0)]),
                                       -W / 2 + 0.01, W / 2 - 0.01)), body)
         slope = np.degrees(np.arctan2(hb - hf, D))
-        kx = W * 0.15
+        side = float(rng.choice([-1, 1, 1]))  # handset usually on the left (x < 0), keypad opposite
+        kx = W * 0.15 * side
         for i in range(4):
             for j in range(3):
                 z = D * 0.3 - i * 0.025
                 y = hf + (D / 2 - z) * (hb - hf) / D + 0.003
                 a.add(rot_x(box((kx + (j - 1) * 0.022, y, z), (0.016, 0.006, 0.016)), slope, (0, y, z)), key)
-        hx = -W * 0.2
+        hx = -W * 0.2 * side
         hand = pick(rng, "plastic_dark") if rng.random() < 0.5 else body
         a.add(cyl((hx, hb + 0.015, -D / 2 + 0.01), (hx, hf + 0.02, D / 2 - 0.01), 0.014, seg=10), hand)
         for z in (-D / 2 + 0.02, D / 2 - 0.02):

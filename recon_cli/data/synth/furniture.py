@@ -108,7 +108,7 @@ def cabinet(rng: np.random.Generator) -> Assembly:
     body = pick(rng, "wood") if rng.random() < 0.6 else pick(rng, "painted")
     if family == "filing":
         body = pick(rng, str(rng.choice(["metal", "plastic_light", "dark_metal"])))
-    front = shade(body, _u(rng, 0.9, 1.12))
+    front = shade(body, _u(rng, 1.08, 1.2) if rng.random() < 0.5 else _u(rng, 0.78, 0.9))  # visible seams
     handle_c = pick(rng, str(rng.choice(["chrome", "brass", "dark_metal"])))
     dims = {"wardrobe": ((0.8, 1.6), (1.7, 2.2), (0.5, 0.65)), "drawers": ((0.7, 1.3), (0.7, 1.3), (0.4, 0.55)),
             "sideboard": ((1.2, 2.0), (0.6, 0.9), (0.4, 0.5)), "nightstand": ((0.4, 0.6), (0.45, 0.7), (0.35, 0.45)),

@@ -105,6 +105,8 @@ def lamp(rng: np.random.Generator) -> Assembly:
         tip = pts[-1]
         a.add(_bell(_u(rng, 0.15, 0.25), _u(rng, 0.1, 0.2), 0.0, center=(tip[0], tip[1] + 0.005, tip[2])), shade_c)
     elif family == "desk_arm":
+        first = a.mark()
+        turn = _u(rng, -70, 70) if rng.random() < 0.6 else 0.0  # arm swung sideways
         base_r = _u(rng, 0.07, 0.1)
         if rng.random() < 0.5:
             a.add(ycyl((0, 0, 0), base_r, 0.03, seg=24), metal)
@@ -125,6 +127,7 @@ def lamp(rng: np.random.Generator) -> Assembly:
         head = rot_x(_bell(_u(rng, 0.06, 0.09), _u(rng, 0.08, 0.14), 0.0), -_u(rng, 20, 50))
         a.add(head.translate(tuple(p2 + [0, 0.005, 0])), arm)
         a.add(sphere(p2, 0.018, 10), arm)
+        a.turn_since(first, turn)
     elif family == "pendant":
         L = _u(rng, 0.4, 1.0)
         a.add(ycyl((0, L, 0), 0.05, 0.025, seg=20), metal)

@@ -210,6 +210,14 @@ class Assembly:
             self._parts.append((solid, tuple(int(c) for c in colour)))
         return solid
 
+    def mark(self) -> int:
+        """Number of parts so far (for :meth:`turn_since`)."""
+        return len(self._parts)
+
+    def turn_since(self, mark: int, degrees: float, pivot: Vec = (0.0, 0.0, 0.0)) -> None:
+        """Rotate every part added since ``mark`` about the vertical axis through ``pivot``."""
+        self._parts[mark:] = [(rot_y(m, degrees, pivot), c) for m, c in self._parts[mark:]]
+
     def add_mirrored(self, solid: Manifold, colour: Colour) -> None:
         """Add ``solid`` and its mirror image through x = 0."""
         self.add(with_mirror(solid), colour)

@@ -149,12 +149,13 @@ def _chair_four_leg(rng: np.random.Generator) -> Assembly:
 
 def _star_base(a: Assembly, rng: np.random.Generator, radius: float, colour: Colour, y: float = 0.04) -> None:
     n = 5
+    phase = _u(rng, 0.0, 72.0)  # the star is not aligned with the seat
     arm = box((0, 0, radius / 2), (0.04, 0.035, radius))
     for k in range(n):
-        a.add(arm.rotate((0, 360.0 * k / n, 0)).translate((0, y, 0)), colour)
+        a.add(arm.rotate((0, 360.0 * k / n + phase, 0)).translate((0, y, 0)), colour)
     caster = pick(rng, "plastic_dark")
     for k in range(n):
-        ang = np.radians(360.0 * k / n)
+        ang = np.radians(360.0 * k / n + phase)
         a.add(sphere((np.sin(ang) * radius * 0.95, 0.025, np.cos(ang) * radius * 0.95), 0.025, 10), caster)
     a.add(ycyl((0, y - 0.02, 0), 0.045, 0.05), colour)
 
