@@ -44,3 +44,18 @@ def test_override_and_merge() -> None:
     assert merged == {"inner": {"lr": 1.0, "steps": 7}}
     with pytest.raises(ConfigError):
         parse_override("novalue")
+
+
+def test_atomic_write_leaves_no_temp_and_normal_mode(tmp_path) -> None:
+    import os
+    import stat
+
+    from recon_cli.io.atomic import atomic_write_text
+
+    target = tmp_path / "out.txt"
+    atomic_write_text(target, "hello")
+    assert target.read_text() == "hello"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
