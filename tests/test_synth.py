@@ -134,6 +134,9 @@ def test_contact_sheet_errors(tmp_path: Path) -> None:
         contact_sheet(tmp_path / "empty", tmp_path / "s.png")
     with pytest.raises(InputError, match="split"):
         contact_sheet(tmp_path / "empty", tmp_path / "s.png", split="nope")
+    _fake_dataset(tmp_path / "ds")
+    with pytest.raises(DatasetError, match="001.jpg"):
+        contact_sheet(tmp_path / "ds", tmp_path / "s.png", view=1)
 
 
 def test_cli_preview(tmp_path: Path) -> None:

@@ -79,15 +79,16 @@ def preview(
     out: Path = typer.Option(Path("sheet.png"), "-o", "--out", help="PNG file to write."),
     per_category: int = typer.Option(8, "--per-category", "-n", min=1, help="Renders per category (row)."),
     split: Optional[str] = typer.Option(None, "--split", help="train, val or test (default: all models)."),
+    view: int = typer.Option(0, "--view", min=0, help="Which render of each model (000.jpg by default)."),
     json_out: bool = typer.Option(False, "--json", help="Print the output path as JSON on stdout."),
 ) -> None:
-    """Write a contact sheet PNG: one labelled row of renders (view 000) per category.
+    """Write a contact sheet PNG: one labelled row of renders (view 000 by default) per category.
 
     Example: recon data preview data/synth -o sheet.png --per-category 8 --split test
     """
     from recon_cli.data.synth import contact_sheet
 
-    path = contact_sheet(root, out, per_category=per_category, split=split)
+    path = contact_sheet(root, out, per_category=per_category, split=split, view=view)
     if json_out:
         print_json({"sheet": str(path)})
     else:

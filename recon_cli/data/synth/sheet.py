@@ -35,20 +35,22 @@ def _tile(path: Path, size: int) -> Image.Image | None:
 
 
 def contact_sheet(root: str | Path, out_png: str | Path, *, per_category: int = 8, split: str | None = None,
-                  tile: int = 137) -> Path:
-    """Write a PNG grid: one row per category (labelled), ``per_category`` renders (view 000) each."""
+                  tile: int = 137, view: int = 0) -> Path:
+    """Write a PNG grid: one row per category (labelled), ``per_category`` renders (``view``, 000 by default)."""
     root = Path(root)
     if per_category < 1:
         raise InputError(f"--per-category must be at least 1, got {per_category}")
     if split is not None and split not in SPLITS:
         raise InputError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+    if not 0 <= view <= 999:
+        raise InputError(f"view must be in 0..999, got {view}")
     tile = max(16, min(int(tile), MAX_TILE))
     meta = read_metadata(root)
     rows: list[tuple[str, list[Image.Image]]] = []
     for synset in sorted(meta):
         tiles = []
         for model in _models(root, synset, split):
-            im = _tile(root / synset / model / IMG_DIR / view_name(0), tile)
+            im = _tile(root / synset / model / IMG_DIR / view_name(view), tile)
             if im is not None:
                 tiles.append(im)
             if len(tiles) == per_category:
@@ -56,7 +58,7 @@ def contact_sheet(root: str | Path, out_png: str | Path, *, per_category: int = 
         if tiles:
             rows.append((f"{short_name(meta[synset])}\n{synset}", tiles))
     if not rows:
-        raise DatasetError("no rendered models found (img_choy2016/000.jpg)", path=root)
+        raise DatasetError(f"no rendered models found ({IMG_DIR}/{view_name(view)})", path=root)
     sheet = Image.new("RGB", (LABEL_WIDTH + per_category * tile, len(rows) * tile), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     for r, (label, tiles) in enumerate(rows):
