@@ -119,6 +119,16 @@ def sample_surface(mesh: trimesh.Trimesh, n: int, *, seed: int) -> tuple[np.ndar
     return points, normals
 
 
+def _tree(points: np.ndarray) -> cKDTree:
+    """Exact nearest-neighbour tree over surface samples.
+
+    ``compact_nodes=False`` matters: with scipy's default (boxes shrunk to the data), queries far
+    inside a closed predicted surface (a poor prediction around a thin object) were measured
+    7-10x slower; sliding-midpoint splits also build faster. Results are identical (exact search).
+    """
+    return cKDTree(points, compact_nodes=False, balanced_tree=False)
+
+
 def _unit(normals: np.ndarray) -> np.ndarray:
     normals = np.asarray(normals, dtype=np.float64)
     length = np.linalg.norm(normals, axis=1, keepdims=True)
@@ -141,8 +151,8 @@ def surface_scores(
     """
     pred = np.asarray(pred_points, dtype=np.float64)
     gt = np.asarray(gt_points, dtype=np.float64)
-    acc_d, acc_i = cKDTree(gt).query(pred, k=1, workers=-1)  # pred -> gt
-    comp_d, comp_i = cKDTree(pred).query(gt, k=1, workers=-1)  # gt -> pred
+    acc_d, acc_i = _tree(gt).query(pred, k=1, workers=-1)  # pred -> gt
+    comp_d, comp_i = _tree(pred).query(gt, k=1, workers=-1)  # gt -> pred
     out = {
         "accuracy": float(acc_d.mean()),
         "completeness": float(comp_d.mean()),

@@ -71,7 +71,7 @@ def _check_mode(*, merge: bool, meshes: Path | None, weights: Path | None, basel
 def register(app: typer.Typer) -> None:
     """Attach `recon eval` to the root app."""
 
-    @app.command("eval", help=HELP)
+    @app.command("eval", help=HELP, short_help="Score a model, meshes or the retrieval baseline on a dataset split.")
     @guarded
     def eval_command(
         sources: list[Path] = typer.Argument(None, help="With --merge: result folders (default: --out).",
