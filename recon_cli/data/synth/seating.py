@@ -285,8 +285,8 @@ def _chair_lounge(rng: np.random.Generator) -> Assembly:
             a.add(cyl((sx * (w / 2 - 0.06), 0, sz * (d / 2 - 0.06)),
                       (sx * (w / 2 - 0.06), y0 + 0.01, sz * (d / 2 - 0.06)), 0.02, 0.015, seg=8), legc)
     a.add(pillow((0, y0 + base_h / 2, 0), (w, base_h, d), 0.03), fill)
-    a.add(pillow((0, y0 + base_h + 0.06, back_t / 2), (w - 2 * arm_w, 0.12, d - back_t), 0.04), shade(fill, 1.05))
-    a.add(pillow((0, y0 + base_h + back_h / 2, -d / 2 + back_t / 2), (w, back_h, back_t), 0.04), fill)
+    a.add(pillow((0, y0 + base_h + 0.05, back_t / 2), (w - 2 * arm_w, 0.12, d - back_t), 0.04), shade(fill, 1.05))
+    a.add(pillow((0, y0 + base_h + back_h / 2 - 0.03, -d / 2 + back_t / 2), (w, back_h + 0.06, back_t), 0.04), fill)
     has_arms = rng.random() < 0.85
     if has_arms:
         for sx in (-1, 1):
