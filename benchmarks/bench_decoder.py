@@ -3,7 +3,8 @@
 One shape (batch 1), the paper-size decoder (hidden 256, 5 conditional ResNet
 blocks, about 1.31 MFLOP per point), random weights (speed does not depend on
 them). On the CPU both runtimes run with 1 thread and with torch's default
-thread count. Rounds alternate torch and onnxruntime so that load from other
+thread count; besides wall-clock rates, points per process-CPU second are
+reported (with one thread the figure least disturbed by other processes). Rounds alternate torch and onnxruntime so that load from other
 processes on a shared CPU hits both alike; best and median are reported.
 Variants (full run only, default threads): onnxruntime chunk size and graph
 optimisation level.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import statistics
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +27,27 @@ def flops_per_point(hidden: int, n_blocks: int) -> int:
 
 
 def _alternate(fns: dict[str, Any], n_points: int, *, rounds: int, sync: Any = None) -> dict[str, dict]:
-    """Time each function ``rounds`` times, interleaved; points/s best and median."""
-    from benchmarks.run import time_call
-
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    """Time each function ``rounds`` times, interleaved: points per wall second (best, median)
+    and per process CPU second (median; with one thread the most load-independent figure)."""
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     for fn in fns.values():
         fn()  # warm up (allocations, kernel selection)
     for _ in range(rounds):
         for name, fn in fns.items():
-            times[name].append(time_call(fn, repeats=1, warmup=0, sync=sync)["best"])
+            if sync is not None:
+                sync()
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            if sync is not None:
+                sync()
+            cpu[name].append(time.process_time() - c)
+            wall[name].append(time.perf_counter() - w)
     return {
         name: {"points_per_s_best": round(n_points / min(ts)), "points_per_s_median": round(n_points / statistics.median(ts)),
+               "points_per_cpu_s_median": round(n_points / max(statistics.median(cpu[name]), 1e-9)),
                "seconds": [round(t, 5) for t in ts]}
-        for name, ts in times.items()
+        for name, ts in wall.items()
     }
 
 
@@ -56,7 +66,7 @@ def _device_section(model: Any, onnx_dir: Path, device: str, n_points: int, roun
     """CPU: torch and onnxruntime at 1 thread and at torch's default count (same for both)."""
     import torch
 
-    from recon_cli.runtime.onnx_backend import OnnxBackend, _providers
+    from recon_cli.runtime.onnx_backend import OnnxBackend, cuda_provider_available
     from recon_cli.runtime.torch_backend import TorchBackend
 
     torch_b = TorchBackend(model, device=device)
@@ -67,7 +77,7 @@ def _device_section(model: Any, onnx_dir: Path, device: str, n_points: int, roun
     default_threads = torch.get_num_threads()
     thread_counts = sorted({1, default_threads}) if device == "cpu" else [default_threads]
     section: dict[str, Any] = {"n_points": n_points, "batch": 1, "rounds": rounds}
-    ort_ok = device == "cpu" or "CUDAExecutionProvider" in _safe_providers(_providers)
+    ort_ok = device == "cpu" or cuda_provider_available()
     if not ort_ok:
         section["onnxruntime_skipped"] = "onnxruntime has no CUDA execution provider (needs onnxruntime-gpu)"
     fns: dict[str, Any] = {}
@@ -88,24 +98,17 @@ def _device_section(model: Any, onnx_dir: Path, device: str, n_points: int, roun
     for threads in thread_counts:
         ort_key, torch_key = f"onnxruntime threads={threads}", f"torch threads={threads}"
         if ort_key in results:
-            for stat in ("best", "median"):
-                section[f"onnxruntime_over_torch_{stat} threads={threads}"] = round(
-                    results[ort_key][f"points_per_s_{stat}"] / results[torch_key][f"points_per_s_{stat}"], 3)
+            for stat in ("s_best", "s_median", "cpu_s_median"):
+                section[f"onnxruntime_over_torch points_per_{stat} threads={threads}"] = round(
+                    results[ort_key][f"points_per_{stat}"] / results[torch_key][f"points_per_{stat}"], 3)
     return section
-
-
-def _safe_providers(fn: Any) -> list[str]:
-    try:
-        return fn("auto")
-    except Exception:
-        return []
 
 
 def _cpu_variants(onnx_dir: Path, points: Any, code: Any) -> dict[str, Any]:
     from recon_cli.runtime.onnx_backend import OnnxBackend
 
     fns: dict[str, Any] = {}
-    for chunk in (1024, 16384, 1 << 30):
+    for chunk in (1024, 4096, 16384, 1 << 30):
         backend = OnnxBackend(onnx_dir, device="cpu")
         backend.cpu_chunk = chunk
         fns[f"onnxruntime chunk={chunk if chunk < 1 << 30 else 'none'}"] = \

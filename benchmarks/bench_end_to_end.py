@@ -63,15 +63,11 @@ def _options(quality: str, *, quick: bool) -> Any:
 
 
 def _backends(model: Any, onnx_dir: Path, device: str) -> dict[str, Any]:
-    from recon_cli.runtime.onnx_backend import OnnxBackend, _providers
+    from recon_cli.runtime.onnx_backend import OnnxBackend, cuda_provider_available
     from recon_cli.runtime.torch_backend import TorchBackend
 
     backends: dict[str, Any] = {"torch": TorchBackend(model, device=device)}
-    try:
-        has_cuda_ep = "CUDAExecutionProvider" in _providers("auto")
-    except Exception:
-        has_cuda_ep = False
-    if device == "cpu" or has_cuda_ep:
+    if device == "cpu" or cuda_provider_available():
         backends["onnx"] = OnnxBackend(onnx_dir, device=device)
     return backends
 

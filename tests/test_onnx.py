@@ -224,3 +224,21 @@ def test_cuda_provider_matches_torch(exported: tuple[torch.nn.Module, Path]) -> 
     got = ort.decode(1, points, c1)
     assert got.device.type == "cuda"
     torch.testing.assert_close(got, ref.decode(1, points, c1), atol=1e-3, rtol=0)
+
+
+def test_manifest_file_names_cannot_leave_the_folder(exported: tuple[torch.nn.Module, Path], tmp_path: Path) -> None:
+    _, out = exported
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for file in out.iterdir():
+        (copy / file.name).write_bytes(file.read_bytes())
+    manifest = json.loads((copy / MANIFEST_NAME).read_text())
+    manifest["files"]["decoder1"] = "../evil.onnx"
+    (copy / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="bad file name '../evil.onnx'"):
+        OnnxBackend(copy, device="cpu")
+
+
+def test_device_accepts_torch_device(exported: tuple[torch.nn.Module, Path]) -> None:
+    _, out = exported
+    assert OnnxBackend(out, device=torch.device("cpu")).device == torch.device("cpu")
