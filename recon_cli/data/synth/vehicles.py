@@ -7,7 +7,7 @@ from manifold3d import Manifold
 
 from recon_cli.data.synth.materials import pick, shade
 from recon_cli.data.synth.parts import (
-    Assembly, box, cyl, extrude_plan, extrude_side, hull, hull_pts, revolve_z, rot_z, sphere, ycyl,
+    Assembly, box, cyl, extrude_plan, extrude_side, hull, hull_pts, revolve_z, rot_z, rounded_rect, sphere, ycyl,
 )
 
 Colour = tuple[int, int, int]
@@ -239,6 +239,8 @@ def car(rng: np.random.Generator) -> Assembly:
     main = extrude_side(body, -half, half)
     # round the body a little: hull with a slightly narrower copy raised
     main = hull(main, extrude_side(body + [0, 0.04], -half + 0.08, half - 0.08))
+    corner = _u(rng, 0.2, 0.5) if kind not in ("van", "pickup") else _u(rng, 0.1, 0.25)
+    main = main ^ extrude_plan(rounded_rect(W, L, corner, 5), -0.1, 3.0)  # rounded corners in plan view
     cab_w = half - _u(rng, 0.1, 0.2)
     base = np.array([gh[0], gh[-1], gh[-1] + [0, -0.05], gh[0] + [0, -0.05]])
     top = np.array([gh[1], gh[2], gh[2] - [0, 0.03], gh[1] - [0, 0.03]])
@@ -271,8 +273,9 @@ def car(rng: np.random.Generator) -> Assembly:
             a.add(cyl((x1 - sx * 0.02, wr, z), (x1 + sx * 0.005, wr, z), wr * 0.6, seg=16), hub_c)
     light = pick(rng, "plastic_light")
     for sx in (-1, 1):
-        a.add(box((sx * (half - 0.25), body[1][1] - 0.08, f - 0.03), (0.3, 0.1, 0.1)), light)
-        a.add(box((sx * (half - 0.2), body[3][1] - 0.12, -f + 0.02), (0.25, 0.08, 0.06)), (170, 20, 20))
+        a.add(box((sx * (half - max(0.25, corner + 0.15)), body[1][1] - 0.08, f - 0.03), (0.3, 0.1, 0.1)), light)
+        a.add(box((sx * (half - max(0.2, corner + 0.12)), body[3][1] - 0.12, -f + 0.02), (0.25, 0.08, 0.06)),
+              (170, 20, 20))
     a.add(box((0, body[0][1] + 0.05, f - 0.02), (W * 0.5, 0.12, 0.06)), pick(rng, "dark_metal"))
     if kind in ("suv", "van", "wagon") and rng.random() < 0.5:
         for sx in (-1, 1):
