@@ -4,7 +4,8 @@ One shape (batch 1), the paper-size decoder (hidden 256, 5 conditional ResNet
 blocks, about 1.31 MFLOP per point), random weights (speed does not depend on
 them). On the CPU both runtimes run with 1 thread and with torch's default
 thread count; besides wall-clock rates, points per process-CPU second are
-reported (with one thread the figure least disturbed by other processes). Rounds alternate torch and onnxruntime so that load from other
+reported (with one thread the figure least disturbed by other processes).
+Rounds alternate torch and onnxruntime so that load from other
 processes on a shared CPU hits both alike; best and median are reported.
 Variants (full run only, default threads): onnxruntime chunk size and graph
 optimisation level.
@@ -44,7 +45,8 @@ def _alternate(fns: dict[str, Any], n_points: int, *, rounds: int, sync: Any = N
             cpu[name].append(time.process_time() - c)
             wall[name].append(time.perf_counter() - w)
     return {
-        name: {"points_per_s_best": round(n_points / min(ts)), "points_per_s_median": round(n_points / statistics.median(ts)),
+        name: {"points_per_s_best": round(n_points / min(ts)),
+               "points_per_s_median": round(n_points / statistics.median(ts)),
                "points_per_cpu_s_median": round(n_points / max(statistics.median(cpu[name]), 1e-9)),
                "seconds": [round(t, 5) for t in ts]}
         for name, ts in wall.items()

@@ -294,7 +294,8 @@ def convert_batch(sources: Sequence[str | Path], out_dir: str | Path, fmt: str, 
     for src in list_mesh_files(sources):
         target = out_dir / (src.stem + FORMAT_SUFFIX[name])
         if target in taken:
-            result = ConvertResult(src, target, False, f"{src}: output name {target.name} already used by another input")
+            message = f"{src}: output name {target.name} already used by another input"
+            result = ConvertResult(src, target, False, message)
         else:
             try:
                 result = convert_mesh(src, target, fmt=name, options=options)

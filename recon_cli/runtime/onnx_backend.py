@@ -36,7 +36,8 @@ def read_manifest(onnx_dir: str | Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"cannot read manifest ({type(exc).__name__}: {exc})".splitlines()[0], path=path) from None
+        message = f"cannot read manifest ({type(exc).__name__}: {exc})".splitlines()[0]
+        raise CheckpointError(message, path=path) from None
     if not isinstance(manifest, dict) or manifest.get("format_version") != ONNX_FORMAT_VERSION:
         found = manifest.get("format_version") if isinstance(manifest, dict) else None
         raise CheckpointError(f"unsupported ONNX export format version {found!r} (this recon reads "
@@ -213,5 +214,6 @@ class OnnxBackend:
         b, step = points.shape[0], self.cpu_chunk
         if self.device.type == "cuda" or n <= step:
             return self._run(name, {"p": points, "c": c}, (b, n))
-        parts = [self._run(name, {"p": points[:, i:i + step], "c": c}, (b, min(step, n - i))) for i in range(0, n, step)]
+        parts = [self._run(name, {"p": points[:, i:i + step], "c": c}, (b, min(step, n - i)))
+                 for i in range(0, n, step)]
         return torch.cat(parts, dim=1)

@@ -132,6 +132,9 @@ def manifest_for(cfg: Any, files: dict[str, str], *, opset: int) -> dict[str, An
     }
 
 
+_DECODER_AXES = {"p": {0: "batch", 1: "n_points"}, "c": {0: "batch"}, "logits": {0: "batch", 1: "n_points"}}
+
+
 def _write_networks(model: nn.Module, cfg: Any, folder: Path, *, opset: int,
                     on_progress: Callable[[str], None] | None) -> dict[str, str]:
     files: dict[str, str] = {}
@@ -142,13 +145,13 @@ def _write_networks(model: nn.Module, cfg: Any, folder: Path, *, opset: int,
         jobs.append(("image_encoder", model.stage1.encoder, (torch.rand(2, 3, s, s),), ["images"],
                      {"images": {0: "batch"}, "c": {0: "batch"}}))
         jobs.append(("decoder1", DecoderExport(model.stage1.decoder), (torch.rand(2, 64, 3) - 0.5, c1),
-                     ["p", "c"], {"p": {0: "batch", 1: "n_points"}, "c": {0: "batch"}, "logits": {0: "batch", 1: "n_points"}}))
+                     ["p", "c"], _DECODER_AXES))
     if model.stage2 is not None:
         c2 = torch.randn(2, cfg.decoder2.c_dim)
         jobs.append(("point_encoder", model.stage2.encoder, (torch.rand(2, cfg.n_input_points, 3) - 0.5,),
                      ["points"], {"points": {0: "batch", 1: "n_input_points"}, "c": {0: "batch"}}))
         jobs.append(("decoder2", DecoderExport(model.stage2.decoder), (torch.rand(2, 64, 3) - 0.5, c2),
-                     ["p", "c"], {"p": {0: "batch", 1: "n_points"}, "c": {0: "batch"}, "logits": {0: "batch", 1: "n_points"}}))
+                     ["p", "c"], _DECODER_AXES))
     for name, module, args, inputs, axes in jobs:
         if on_progress is not None:
             on_progress(name)
