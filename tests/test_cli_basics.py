@@ -27,3 +27,18 @@ def test_python_dash_m() -> None:
 def test_unknown_command_is_usage_error() -> None:
     result = runner.invoke(app, ["no-such-command"])
     assert result.exit_code == 2
+
+
+def test_every_subpackage_is_listed_in_pyproject() -> None:
+    """pyproject lists packages explicitly (to map weights/ into the wheel): none may be missing."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(p.parent.relative_to(root).parts)
+        for p in (root / "recon_cli").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    assert found - listed == set()
