@@ -7,7 +7,9 @@
 --per-category 60`, the dataset the shipped weights were trained on) at 256 px on white, like the
 training renders, plus two photo-like images: a plain coloured backdrop with a lighting gradient,
 sensor noise and JPEG compression, so that the background-removal path of `recon reconstruct` is
-exercised. `renders` draws every mesh of MESH_DIR to `<stem>.recon.png` with the same camera.
+exercised. `renders` writes examples/reconstructions/<stem>.png: the input beside renders of
+its stage-1 and final meshes from MESH_DIR (`recon reconstruct examples/*.png examples/*.jpg
+--out-dir MESH_DIR --save-stages`), all with the same camera.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from recon_cli.data.build import normalize_mesh
 from recon_cli.data.categories import NAMES
 from recon_cli.data.render import RenderOptions, intrinsics, look_at, render_image
 from recon_cli.data.synth.dataset import model_seed
 from recon_cli.data.synth.generate import generate
+from recon_cli.errors import ReconError
 from recon_cli.io.mesh import load_mesh
 
 HERE = Path(__file__).resolve().parent
@@ -81,15 +84,39 @@ def make_images(seed: int) -> None:
         Image.fromarray(photo).save(HERE / f"{name}.jpg", quality=88)
 
 
-def make_renders(mesh_dir: Path) -> None:
-    K, Rt = _camera(SIZE)
-    for path in sorted(mesh_dir.glob("*.obj")):
-        if ".stage1" in path.name:
-            continue
+def _mesh_tile(path: Path, K: np.ndarray, Rt: np.ndarray) -> Image.Image:
+    try:
         mesh = load_mesh(path)
-        mesh.visual.face_colors = (178, 182, 190, 255)
-        image = render_image(mesh, K, Rt, size=SIZE)
-        Image.fromarray(image).save(HERE / f"{path.stem}.recon.png")
+    except ReconError:  # no file, or an empty mesh: the reconstruction found no surface
+        tile = Image.new("RGB", (SIZE, SIZE), "white")
+        ImageDraw.Draw(tile).text((SIZE // 2 - 60, SIZE // 2), "empty reconstruction", fill=(120, 120, 120))
+        return tile
+    mesh.visual.face_colors = (178, 182, 190, 255)
+    return Image.fromarray(render_image(mesh, K, Rt, size=SIZE))
+
+
+def make_renders(mesh_dir: Path) -> None:
+    """examples/reconstructions/<stem>.png: input | stage-1 (OccNet) mesh | D-OccNet mesh."""
+    K, Rt = _camera(SIZE)
+    out_dir = HERE / "reconstructions"
+    out_dir.mkdir(exist_ok=True)
+    strips = []
+    for image_path in sorted([*HERE.glob("*.png"), *HERE.glob("*.jpg")]):
+        stem = image_path.stem
+        tiles = [Image.open(image_path).convert("RGB").resize((SIZE, SIZE)),
+                 _mesh_tile(mesh_dir / f"{stem}.stage1.obj", K, Rt),
+                 _mesh_tile(mesh_dir / f"{stem}.obj", K, Rt)]
+        strip = Image.new("RGB", (SIZE * len(tiles), SIZE + 18), "white")
+        draw = ImageDraw.Draw(strip)
+        for i, (tile, label) in enumerate(zip(tiles, ("input", "stage 1 (OccNet)", "D-OccNet"))):
+            strip.paste(tile, (i * SIZE, 18))
+            draw.text((i * SIZE + 6, 3), label, fill=(60, 60, 60))
+        strip.save(out_dir / f"{stem}.png")
+        strips.append(strip)
+    overview = Image.new("RGB", (strips[0].width, sum(s.height for s in strips)), "white")
+    for i, strip in enumerate(strips):
+        overview.paste(strip, (0, i * strip.height))
+    overview.save(out_dir / "overview.png")
 
 
 def main() -> None:
