@@ -10,7 +10,7 @@ from recon_cli.io.checkpoint import save_checkpoint
 from recon_cli.models import DOccNet, build_model, default_model_config, small_model_config
 from recon_cli.models.synthetic import BLOB_RADIUS, make_blob_decoder
 
-__all__ = ["BLOB_RADIUS", "make_blob_decoder", "make_checkpoint"]
+__all__ = ["BLOB_RADIUS", "make_blob_decoder", "make_checkpoint", "randomise_weights"]
 
 
 def make_checkpoint(
@@ -31,3 +31,15 @@ def make_checkpoint(
     path = Path(path)
     save_checkpoint(path, model, cfg, extra={"note": "random weights for tests", "seed": seed})
     return path
+
+
+def randomise_weights(module: torch.nn.Module, seed: int = 0) -> None:
+    """Give every parameter and BatchNorm statistic a non-trivial random value (no identity layers)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+        for m in module.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.2)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)

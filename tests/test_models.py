@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers_models import randomise_weights
 
 from recon_cli.errors import ConfigError
 from recon_cli.models import (
@@ -19,18 +20,6 @@ from recon_cli.models.decoder import Decoder
 from recon_cli.models.encoders import ResNet18Encoder, ResnetPointnet
 
 
-def _randomise(module: torch.nn.Module, seed: int = 0) -> None:
-    """Give every parameter and BatchNorm statistic a non-trivial random value."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-        for m in module.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.2)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
-
-
 def test_decoder_output_shape_and_initial_cbn() -> None:
     dec = Decoder(c_dim=8, hidden=16, n_blocks=2)
     cbn = dec.blocks[0].bn_0
@@ -42,7 +31,7 @@ def test_decoder_output_shape_and_initial_cbn() -> None:
 
 def test_decoder_fused_eval_path_equals_module_path(monkeypatch: pytest.MonkeyPatch) -> None:
     dec = Decoder(c_dim=8, hidden=16, n_blocks=3)
-    _randomise(dec)
+    randomise_weights(dec)
     dec.eval()
     p, c = torch.rand(2, 1000, 3) - 0.5, torch.randn(2, 8)
     with torch.no_grad():
@@ -54,7 +43,7 @@ def test_decoder_fused_eval_path_equals_module_path(monkeypatch: pytest.MonkeyPa
 
 def test_decoder_batchnorm_eval_uses_running_stats() -> None:
     dec = Decoder(c_dim=8, hidden=16, n_blocks=1)
-    _randomise(dec)
+    randomise_weights(dec)
     p, c = torch.rand(1, 64, 3), torch.randn(1, 8)
     dec.eval()
     with torch.no_grad():
@@ -78,7 +67,7 @@ def test_image_encoder_shape_and_normalisation() -> None:
 
 def test_pointnet_shape_and_permutation_invariance() -> None:
     enc = ResnetPointnet(c_dim=10, hidden=8, n_blocks=5)
-    _randomise(enc)
+    randomise_weights(enc)
     p = torch.rand(2, 300, 3)
     out = enc(p)
     assert out.shape == (2, 10)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers_models import make_checkpoint
+from helpers_models import make_checkpoint, randomise_weights
 from typer.testing import CliRunner
 
 from recon_cli.cli.app import app
@@ -28,14 +28,7 @@ def _scrambled_checkpoint(path: Path, name: str = "doccnet") -> Path:
     """A tiny checkpoint whose every weight and BN statistic is random (no identity-initialised layers)."""
     make_checkpoint(path, name, small=True, seed=3)
     model, cfg, _ = load_checkpoint(path)
-    gen = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.copy_(torch.randn(param.shape, generator=gen) * 0.3)
-        for module in model.modules():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=gen) * 0.2)
-                module.running_var.copy_(torch.rand(module.running_var.shape, generator=gen) + 0.5)
+    randomise_weights(model, seed=7)
     save_checkpoint(path, model, cfg)
     return path
 
