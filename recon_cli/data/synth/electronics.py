@@ -7,14 +7,11 @@ from manifold3d import Manifold
 
 from recon_cli.data.synth.materials import pick, shade
 from recon_cli.data.synth.parts import (
+    uniform as _u,
     Assembly, box, cyl, extrude_side, hull, rbox, revolve_y, revolve_z, rot_x, sphere, ycyl,
 )
 
 Colour = tuple[int, int, int]
-
-
-def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(rng.uniform(lo, hi))
 
 
 # ----------------------------------------------------------------------------- displays

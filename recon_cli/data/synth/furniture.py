@@ -6,12 +6,9 @@ import numpy as np
 
 from recon_cli.data.synth.materials import pick, shade
 from recon_cli.data.synth.parts import Assembly, box, cyl, rbox, ycyl
+from recon_cli.data.synth.parts import uniform as _u
 
 Colour = tuple[int, int, int]
-
-
-def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(rng.uniform(lo, hi))
 
 
 #: Families of tables as drawn (repeats weight the common kinds); the first draw of the generator.

@@ -22,6 +22,11 @@ Colour = tuple[int, int, int]
 SEG = 16
 
 
+def uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """One float drawn uniformly from [lo, hi) (the proportion parameters of every generator)."""
+    return float(rng.uniform(lo, hi))
+
+
 def box(center: Vec, size: Vec) -> Manifold:
     """Axis-aligned box of ``size`` (x, y, z) centred on ``center``."""
     sx, sy, sz = (max(float(s), 1e-4) for s in size)

@@ -7,14 +7,11 @@ from manifold3d import Manifold
 
 from recon_cli.data.synth.materials import pick, shade
 from recon_cli.data.synth.parts import (
+    uniform as _u,
     Assembly, box, cyl, extrude_plan, extrude_side, hull, hull_pts, revolve_z, rot_z, rounded_rect, sphere, ycyl,
 )
 
 Colour = tuple[int, int, int]
-
-
-def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(rng.uniform(lo, hi))
 
 
 # ----------------------------------------------------------------------------- airplanes
