@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from recon_cli.cli.app import app
 from recon_cli.errors import ConfigError
-from recon_cli.train import (
+from recon_cli.training import (
     StepBatchSampler,
     batch_indices,
     config_to_yaml,
@@ -315,7 +315,7 @@ def test_cli_trains_and_resumes(dataset: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("mode", ["train", "eval"])
 def test_preloaded_items_equal_reader_items(dataset: Path, mode: str) -> None:
     from recon_cli.data.shapenet import ShapeNetDataset
-    from recon_cli.train import SeededItems, preloaded_dataset_class
+    from recon_cli.training import SeededItems, preloaded_dataset_class
 
     kwargs = dict(mode=mode, n_points=128, n_input_points=32, image_size=32, augment=mode == "train")
     plain = SeededItems(ShapeNetDataset(dataset, "train", **kwargs))

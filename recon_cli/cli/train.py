@@ -41,7 +41,7 @@ def train_command(
     """
     from recon_cli.config import load_yaml, to_dict
     from recon_cli.errors import ConfigError
-    from recon_cli.train import config_to_yaml, resolve_config, train
+    from recon_cli.training import config_to_yaml, resolve_config, train
 
     sets = list(overrides or [])
     if device is not None:
