@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recon_cli.data.categories import SYNSETS
+from recon_cli.data.categories import SYNSETS, canonical_synset, standard_name
 from recon_cli.errors import ConfigError, DatasetError, InputError, ReconError
 from recon_cli.io.atomic import atomic_write_text
 from recon_cli.metrics import (
@@ -126,13 +126,13 @@ def category_names(root: str | Path) -> dict[str, str]:
     from recon_cli.data.layout import read_metadata, short_name
 
     names = {synset: short_name(entry) for synset, entry in read_metadata(root).items()}
-    return {s: (n if n and n != "n/a" else SYNSETS.get(s, s)) for s, n in names.items()}
+    return {s: (n if n and n != "n/a" else standard_name(s) or s) for s, n in names.items()}
 
 
 def order_key(synset: str) -> tuple[int, str]:
     """Standard table order: the 13 categories first, then others by synset id."""
-    order = list(SYNSETS)
-    return (order.index(synset), synset) if synset in SYNSETS else (len(order), synset)
+    order, key = list(SYNSETS), canonical_synset(synset)
+    return (order.index(key), synset) if key in SYNSETS else (len(order), synset)
 
 
 def list_models(root: str | Path, options: EvalOptions) -> list[Key]:
@@ -316,7 +316,7 @@ def summarize(results: Sequence[ObjectResult], *, names: dict[str, str] | None =
     for synset, rows in by_cat.items():
         cat_mean = mean_scores([r.scores for r in rows])
         categories.append({
-            "synset": synset, "name": names.get(synset, SYNSETS.get(synset, synset)), "n": len(rows),
+            "synset": synset, "name": names.get(synset, standard_name(synset) or synset), "n": len(rows),
             "failed": sum(r.status != "ok" for r in rows), "empty": sum(r.status == "empty" for r in rows),
             **_scores_doc(cat_mean),
         })

@@ -167,7 +167,7 @@ def simplify_mesh(mesh: trimesh.Trimesh, faces: int) -> trimesh.Trimesh:
 
 
 def y_up_to_z_up(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-    """Rotate +90 degrees about x: +y (up) becomes +z, the front (+z) faces -y."""
+    """Rotate +90 degrees about x: +y (up) becomes +z; the front (+x) stays +x."""
     out = mesh.copy()
     out.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, [1.0, 0.0, 0.0]))
     return out

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import trimesh
 
-TINY_SYNSETS = {"03001627": "chair", "04379232": "table"}
+TINY_SYNSETS = {"03001627": "chair", "04379243": "table"}
 TINY_PER_CATEGORY = 10
 TINY_N_POINTS = 2048
 TINY_N_VIEWS = 4
@@ -32,7 +32,7 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Root of a tiny dataset in the ShapeNet layout (built once per test session).
 
     Content: ``metadata.yaml`` with two categories, 03001627 "chair" (10
-    ellipsoids ``ell00``..``ell09``) and 04379232 "table" (10 boxes
+    ellipsoids ``ell00``..``ell09``) and 04379243 "table" (10 boxes
     ``box00``..``box09``), each split 7 train / 1 val / 2 test (seed 0). Every
     model has all files of the standard layout, but with only 2048 occupancy
     points and 2048 surface points (instead of 100k) and 4 views (000..003.jpg,
@@ -50,7 +50,7 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
         jobs.append(ModelJob("03001627", f"ell{i:02d}", functools.partial(make_ellipsoid, radii), seed=i))
     for i in range(TINY_PER_CATEGORY):
         extents = tuple(float(e) for e in rng.uniform(0.3, 1.0, 3))
-        jobs.append(ModelJob("04379232", f"box{i:02d}", functools.partial(make_box, extents), seed=100 + i))
+        jobs.append(ModelJob("04379243", f"box{i:02d}", functools.partial(make_box, extents), seed=100 + i))
     report = write_dataset(root, jobs, names=dict(TINY_SYNSETS), seed=0, workers=1,
                            render=RenderOptions(n_views=TINY_N_VIEWS), n_points=TINY_N_POINTS)
     assert not report.failed, report.failed

@@ -15,7 +15,7 @@ from recon_cli.cli.app import app
 from recon_cli.data import layout
 from recon_cli.data.check import check_dataset
 
-CHAIR, TABLE = "03001627", "04379232"
+CHAIR, TABLE = "03001627", "04379243"
 runner = CliRunner()
 
 

@@ -23,7 +23,7 @@ runner = CliRunner()
 
 N_POINTS = 20_000  # per file (the real protocol stores 100k; the code does not depend on it)
 SAMPLES = ["--samples", "20000"]
-CHAIR, TABLE = "03001627", "04379232"
+CHAIR, TABLE = "03001627", "04379243"
 
 #: synset -> split -> [(model id, box extents)]
 SHAPES: dict[str, dict[str, list[tuple[str, tuple[float, float, float]]]]] = {
@@ -207,7 +207,7 @@ def test_tiny_dataset_model_then_meshes_round_trip(tiny_dataset: Path, checkpoin
     assert doc["object_mean"]["n"] == 2 and doc["object_mean"]["failed"] == 0
     assert doc["settings"]["mode"] == "model" and doc["settings"]["quality"] == "draft"
     rows = read_rows(out / "objects.csv")
-    first = {(s, (tiny_dataset / s / "test.lst").read_text().split("\n")[0]) for s in ("03001627", "04379232")}
+    first = {(s, (tiny_dataset / s / "test.lst").read_text().split("\n")[0]) for s in ("03001627", "04379243")}
     assert set(rows) == first
     for (synset, model), row in rows.items():
         assert row["status"] == "ok" and 0.0 < float(row["iou"]) <= 1.0 and int(row["n_faces"]) > 0

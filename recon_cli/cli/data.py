@@ -99,17 +99,27 @@ def build(
     size: int = typer.Option(137, "--size", min=16, max=1024, help="Render side in pixels."),
     points: int = typer.Option(100_000, "--points", min=8, help="Occupancy and surface samples per model."),
     randomize: bool = typer.Option(False, "--randomize", help="Domain randomisation: light, colour, background."),
+    frame: str = typer.Option("shapenet-v1", "--frame",
+                              help="Source frame of the meshes: shapenet-v1 (+y up, front +x: as is) or "
+                                   "shapenet-v2 (+y up, front -z, ShapeNetCore v2 model_normalized.obj)."),
+    up: Optional[str] = typer.Option(None, "--up", help="Up axis of the meshes (+x..-z); overrides --frame."),
+    front: Optional[str] = typer.Option(None, "--front", help="Front axis of the meshes (+x..-z); overrides --frame."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON report on stdout."),
 ) -> None:
     """Turn a folder of meshes (OBJ, OFF, PLY, STL, GLB) into a dataset in the ShapeNet layout.
+
+    Meshes are turned from their source frame (--frame, --up, --front) into the canonical frame
+    (+y up, front +x) before normalisation.
 
     A rerun skips finished models (resume). Exit code 1 when any model failed.
     Example: recon data build my_meshes/ -o data/mine --workers 2
     """
     from recon_cli.data.build import build_from_folder
+    from recon_cli.data.frame import resolve_frame
     from recon_cli.data.render import RenderOptions
 
     shares = _parse_split(split)
+    rotation = resolve_frame(frame, up, front)
     render = RenderOptions(size=size, n_views=views, randomize=randomize)
     failures: list[str] = []
     with _progress("build") as progress:
@@ -123,7 +133,8 @@ def build(
                 progress.console.print(f"failed {failures[-1]}", style="red", markup=False, soft_wrap=True)
 
         report = build_from_folder(meshes_dir, out, category=category, split=shares, seed=seed, workers=workers,
-                                   overwrite=overwrite, render=render, n_points=points, on_progress=on_progress)
+                                   overwrite=overwrite, render=render, n_points=points, rotation=rotation,
+                                   on_progress=on_progress)
     if json_out:
         print_json(report.to_dict())
     else:

@@ -28,6 +28,7 @@ from PIL import Image
 
 from recon_cli.data import layout
 from recon_cli.data.binvox import encode_binvox
+from recon_cli.data.frame import to_canonical
 from recon_cli.data.inside import inside_mask
 from recon_cli.data.render import RenderOptions, render_views
 from recon_cli.errors import InputError, ReconError
@@ -38,12 +39,17 @@ MeshSource = Path | Callable[[], trimesh.Trimesh]
 
 @dataclass(frozen=True)
 class ModelJob:
-    """One model to build: a mesh file or a picklable mesh factory (functools.partial)."""
+    """One model to build: a mesh file or a picklable mesh factory (functools.partial).
+
+    ``rotation`` (3x3 nested tuples, canonical = R @ source) turns a mesh from its source frame
+    into the canonical frame (+y up, front +x); None keeps it as it is.
+    """
 
     synset: str
     model_id: str
     source: MeshSource
     seed: int
+    rotation: tuple[tuple[float, ...], ...] | None = None
 
 
 @dataclass
@@ -184,7 +190,7 @@ def build_model(job: ModelJob, root: Path, render: RenderOptions, n_points: int)
     """Build one job; failures become a ModelResult with ``error`` (never raised)."""
     start = time.perf_counter()
     try:
-        mesh = _load_source(job.source)
+        mesh = to_canonical(_load_source(job.source), job.rotation)
         write_model(mesh, Path(root) / job.synset / job.model_id, seed=job.seed, render=render, n_points=n_points)
     except ReconError as exc:
         return ModelResult(job.synset, job.model_id, False, str(exc), seconds=time.perf_counter() - start)
@@ -294,14 +300,17 @@ def _write_index(root: Path, jobs: Sequence[ModelJob], report: BuildReport, name
     layout.write_metadata(root, metadata)
 
 
-def scan_folder(meshes_dir: Path, *, category: str | None = None, seed: int = 0
-                ) -> tuple[list[ModelJob], dict[str, str]]:
+def scan_folder(meshes_dir: Path, *, category: str | None = None, seed: int = 0,
+                rotation: np.ndarray | None = None) -> tuple[list[ModelJob], dict[str, str]]:
     """Jobs and {synset: name} for a folder of meshes.
 
     With ``category`` the mesh files directly in ``meshes_dir`` form that
     category; otherwise each subfolder is a category (8-digit synset id, a
     standard category name, or any other name, which gets a derived id).
+    ``rotation`` (see :func:`recon_cli.data.frame.resolve_frame`) takes the
+    meshes from their source frame to the canonical one (None: already canonical).
     """
+    rot = None if rotation is None else tuple(tuple(float(v) for v in row) for row in np.asarray(rotation))
     from recon_cli.io.mesh import READABLE_SUFFIXES
 
     meshes_dir = Path(meshes_dir)
@@ -328,7 +337,7 @@ def scan_folder(meshes_dir: Path, *, category: str | None = None, seed: int = 0
         used: set[str] = set()
         for path in files:
             model_id = _unique(layout.sanitize_id(path.stem), used)
-            jobs.append(ModelJob(synset, model_id, path, _job_seed(seed, synset, model_id)))
+            jobs.append(ModelJob(synset, model_id, path, _job_seed(seed, synset, model_id), rot))
     if not jobs:
         raise InputError(f"no mesh files ({', '.join(READABLE_SUFFIXES)}) found", path=meshes_dir)
     return jobs, names
@@ -350,12 +359,12 @@ def _job_seed(seed: int, synset: str, model_id: str) -> int:
 def build_from_folder(meshes_dir: Path, root: Path, *, category: str | None = None,
                       split: Sequence[float] = (0.7, 0.1, 0.2), seed: int = 0, workers: int = 1,
                       overwrite: bool = False, render: RenderOptions = RenderOptions(),
-                      n_points: int = layout.N_POINTS,
+                      n_points: int = layout.N_POINTS, rotation: np.ndarray | None = None,
                       on_progress: Callable[[ModelResult], None] | None = None) -> BuildReport:
     """``recon data build``: scan ``meshes_dir`` (see :func:`scan_folder`) and write the dataset."""
     root = Path(root)
     if root.resolve() == Path(meshes_dir).resolve():
         raise InputError("output folder must differ from the meshes folder", path=root)
-    jobs, names = scan_folder(meshes_dir, category=category, seed=seed)
+    jobs, names = scan_folder(meshes_dir, category=category, seed=seed, rotation=rotation)
     return write_dataset(root, jobs, names=names, split=split, seed=seed, workers=workers, overwrite=overwrite,
                          render=render, n_points=n_points, on_progress=on_progress)

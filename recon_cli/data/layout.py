@@ -25,7 +25,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from recon_cli.data.categories import LONG_NAMES, NAMES, SYNSETS
+from recon_cli.data.categories import LEGACY_SYNSETS, LONG_NAMES, NAMES, SYNSETS, canonical_synset, warn_legacy
 from recon_cli.errors import DatasetError, InputError
 from recon_cli.io.atomic import atomic_write_text
 
@@ -122,10 +122,10 @@ def read_metadata(root: str | Path) -> dict[str, dict[str, Any]]:
         raise DatasetError("dataset folder does not exist", path=root)
     path = root / METADATA_FILE
     if not path.is_file():
-        return {
-            p.name: {"id": p.name, "name": LONG_NAMES.get(p.name, "n/a")}
-            for p in sorted(root.iterdir()) if is_synset_dir(p)
-        }
+        folders = [p.name for p in sorted(root.iterdir()) if is_synset_dir(p)]
+        for name in folders:
+            warn_legacy(name, str(root))
+        return {name: {"id": name, "name": LONG_NAMES.get(canonical_synset(name), "n/a")} for name in folders}
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -140,6 +140,7 @@ def read_metadata(root: str | Path) -> dict[str, dict[str, Any]]:
         entry.setdefault("id", str(key))
         entry.setdefault("name", "n/a")
         meta[str(key)] = entry
+        warn_legacy(str(key), str(root))
     return meta
 
 
@@ -189,7 +190,8 @@ def _lookup(metadata: dict[str, dict[str, Any]], key: str) -> str | None:
             return synset
     if low in NAMES and NAMES[low] in metadata:
         return NAMES[low]
-    return None
+    legacy = [old for old, new in LEGACY_SYNSETS.items() if low in NAMES and NAMES[low] == new and old in metadata]
+    return legacy[0] if legacy else None
 
 
 def sanitize_id(text: str) -> str:
@@ -212,6 +214,9 @@ def category_synset(folder_name: str, taken: Iterable[str] = ()) -> tuple[str, s
     """
     key = folder_name.strip()
     if is_synset_id(key):
+        if key in LEGACY_SYNSETS:
+            warn_legacy(key, folder_name)
+            key = canonical_synset(key)
         return key, LONG_NAMES.get(key, SYNSETS.get(key, key))
     if key.lower() in NAMES:
         synset = NAMES[key.lower()]

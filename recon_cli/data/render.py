@@ -57,7 +57,7 @@ def intrinsics(size: int, focal: float) -> np.ndarray:
 def look_at(azimuth_deg: float, elevation_deg: float, distance: float) -> np.ndarray:
     """[R|t] (3,4) of a camera on a sphere around the origin looking at it (+y up).
 
-    Azimuth 0 puts the camera on the +z axis (facing the object's front).
+    Azimuth 0 puts the camera on the +z axis (the object's side), azimuth 90 on +x (facing its front).
     """
     az, el = np.radians(azimuth_deg), np.radians(elevation_deg)
     centre = distance * np.array([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)])

@@ -1,8 +1,10 @@
 """Procedural generator of the 13 standard ShapeNet categories.
 
-``generate(category, seed)`` returns a watertight, per-face coloured mesh in the canonical frame
-(+y up, the object's front towards +z: chair seats and sofas face +z with the backrest at -z,
-airplane/car/vessel noses and rifle muzzles point to +z, screens, drivers and keypads face +z).
+``generate(category, seed)`` returns a watertight, per-face coloured mesh in the canonical frame of
+DATA.md (+y up, the object's front towards +x: chair seats and sofas face +x with the backrest at -x,
+airplane/car/vessel noses and rifle muzzles point to +x, screens, drivers and keypads face +x; a
+bench's, sofa's or table's long side runs along z). The part generators build with the front
+towards +z (their comments say so); ``generate`` rotates the result once (``BUILD_FRAME``).
 """
 
 from __future__ import annotations

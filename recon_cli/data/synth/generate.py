@@ -8,9 +8,14 @@ import numpy as np
 import trimesh
 
 from recon_cli.data.categories import SYNSETS, resolve_category
+from recon_cli.data.frame import frame_rotation, to_canonical
 from recon_cli.data.synth import electronics, furniture, misc, seating, vehicles
 from recon_cli.data.synth.parts import Assembly
 from recon_cli.errors import InputError
+
+#: The frame the part generators build in (+y up, the object's front towards +z); ``generate`` turns
+#: every mesh from it into the canonical frame (+y up, front +x) in this one place.
+BUILD_FRAME: tuple[str, str] = ("+y", "+z")
 
 #: category short name -> generator drawing one Assembly from a numpy Generator.
 GENERATORS: dict[str, Callable[[np.random.Generator], Assembly]] = {
@@ -71,13 +76,13 @@ def category_name(category: str) -> str:
 
 
 def generate(category: str, seed: int) -> trimesh.Trimesh:
-    """A watertight mesh of ``category`` (name or synset) in the canonical frame (+y up, front +z).
+    """A watertight mesh of ``category`` (name or synset) in the canonical frame (+y up, front +x).
 
     Deterministic for ``(category, seed)``. Units are roughly metres (the dataset writer normalises
     to the unit box). Faces carry their part's colour in ``mesh.visual.face_colors``.
     """
     name = category_name(category)
-    mesh = GENERATORS[name](_rng(name, seed)).to_trimesh()
+    mesh = to_canonical(GENERATORS[name](_rng(name, seed)).to_trimesh(), frame_rotation(*BUILD_FRAME))
     if len(mesh.faces) == 0:  # pragma: no cover - every generator adds solid parts
         raise InputError(f"procedural {name} seed {seed} produced an empty mesh")
     return mesh
