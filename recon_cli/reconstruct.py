@@ -58,7 +58,10 @@ class ReconstructOptions:
     skip_existing: bool = False
     save_stages: bool = False
     save_input: bool = False
-    remove_bg: bool = True
+    remove_bg: bool = True  # False = segment "none" (the old --no-remove-bg)
+    segment: str = "auto"  # auto|border|grabcut|none (recon_cli.io.segment)
+    mask: Path | None = None  # the user's object mask for the (single) input photo
+    save_mask: bool = False  # write <stem>_mask.png, the mask used, in the photo's pixel grid
     shard: tuple[int, int] = (0, 1)
     seed: int = 0
     max_pixels: int = MAX_PIXELS
@@ -262,6 +265,7 @@ class _Pending:
     started: float
     data: Any = None  # image tensor (3,S,S), or (cloud, centre, scale)
     network_image: Any = None
+    mask_image: Any = None  # the mask used (PIL "L", the photo's full size) for --save-mask
     is_points: bool = False
     prep_seconds: float = 0.0
 
@@ -293,6 +297,8 @@ def reconstruct_files(
         raise InputError("no input files found (folders are searched for " + ", ".join(IMAGE_SUFFIXES) + ")")
     index, count = opts.shard
     items = items[index::count]
+    if opts.mask is not None and len(items) > 1:
+        raise InputError(f"--mask is the mask of one photo, but {len(items)} images were given")
     jobs = plan_jobs([it.path for it in items], output=output, out_dir=out_dir, fmt=opts.fmt)
     errors = {i: it.error for i, it in enumerate(items) if it.error}
     if on_start is not None:
@@ -329,6 +335,12 @@ def _validate(opts: ReconstructOptions, inputs: Sequence[Any], points: Sequence[
         raise InputError(f"unknown model {opts.model!r}; valid: {', '.join(MODEL_STAGES)}")
     if inputs and points:
         raise InputError("give images or --points clouds, not both")
+    from recon_cli.io.segment import SEGMENT_METHODS
+
+    if opts.segment not in SEGMENT_METHODS:
+        raise InputError(f"unknown segmentation method {opts.segment!r}; valid: {', '.join(SEGMENT_METHODS)}")
+    if opts.mask is not None and points:
+        raise InputError("--mask applies to a photo, not to --points clouds")
     if not inputs and not points:
         raise InputError("no inputs: give image files, folders or globs (or --points CLOUD)")
     if opts.batch_size < 1:
@@ -408,12 +420,16 @@ def _prepare(job: Job, backend: Backend, opts: ReconstructOptions, *, is_points:
         if is_points:
             pending.data = normalize_cloud(load_point_cloud(job.input))
         else:
-            from recon_cli.io.images import WORK_SIZE, prepare_image, read_image
+            from recon_cli.io.images import WORK_SIZE, load_mask, mask_image, prepare_image, read_image
 
             loaded = read_image(job.input, max_pixels=opts.max_pixels, draft=WORK_SIZE)
-            prepared = prepare_image(loaded.image, size=backend.image_size, remove_bg=opts.remove_bg)
+            user_mask = None if opts.mask is None else load_mask(opts.mask, loaded.full_size, max_pixels=opts.max_pixels)
+            prepared = prepare_image(loaded.image, size=backend.image_size, mask=user_mask,
+                                     segment=opts.segment if opts.remove_bg else "none")
             result.warnings.extend(loaded.warnings + prepared.warnings)
             pending.data, pending.network_image = prepared.tensor, prepared.image
+            if opts.save_mask and prepared.mask is not None:
+                pending.mask_image = mask_image(prepared.mask, loaded.full_size)
     except ReconError as exc:
         result.error = _message(job, exc)
         result.output = None
@@ -437,8 +453,17 @@ def _write(p: _Pending, r: Reconstruction, opts: ReconstructOptions) -> None:
         stage1 = None
         cloud = None if cloud is None else np.asarray(cloud) * scale + centre
     try:
+        if not p.is_points and len(mesh.faces) and fills_cube(mesh):
+            result.error = (f"{job.input}: suspicious reconstruction: the mesh fills the whole reconstruction cube "
+                            "(no object was seen; check the mask with --save-mask, or give one with --mask FILE)")
+            result.output = None
+            result.seconds = round(p.prep_seconds + r.seconds + time.perf_counter() - started, 4)
+            return
         if opts.save_input and p.network_image is not None:
             result.files.append(str(_save_png(p.network_image, job.sidecar("input", ".png"))))
+        if opts.save_mask and p.mask_image is not None:
+            mask_path = job.output.with_name(f"{job.output.stem}_mask.png")
+            result.files.append(str(_save_png(p.mask_image, mask_path)))
         if opts.save_stages:
             if stage1 is not None:
                 result.files.append(str(save_mesh(stage1, job.sidecar("stage1", "." + job.fmt), fmt=job.fmt)))
@@ -457,6 +482,20 @@ def _write(p: _Pending, r: Reconstruction, opts: ReconstructOptions) -> None:
     except OSError as exc:
         result.error, result.output = f"{job.output}: cannot write ({exc.strerror or exc})", None
     result.seconds = round(p.prep_seconds + r.seconds + time.perf_counter() - started, 4)
+
+
+#: A mesh whose bounding box spans more than this share of the reconstruction cube on every axis
+#: "fills the cube": training objects are normalised to a longest side of 1 inside the 1.1 cube, so
+#: even a cube-shaped object spans at most 1/1.1 = 91% of it on each axis.
+CUBE_FILL: float = 0.97
+
+
+def fills_cube(mesh: trimesh.Trimesh, *, padding: float | None = None) -> bool:
+    """True when ``mesh`` reaches (nearly) all six faces of the reconstruction cube: junk, not an object."""
+    from recon_cli.extract.grid import PADDING, box_size
+
+    extent = np.ptp(np.asarray(mesh.vertices), axis=0)  # (3,)
+    return bool((extent >= CUBE_FILL * box_size(PADDING if padding is None else padding)).all())
 
 
 def _scaled(mesh: trimesh.Trimesh, centre: np.ndarray, scale: float) -> trimesh.Trimesh:

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from recon_cli.errors import InputError
-from recon_cli.io.images import FRAME_FILL, fill_fraction, load_image, prepare_image, preprocess, read_image, remove_background
+from recon_cli.io.images import (FRAME_FILL, fill_fraction, frame_object, load_image, load_mask, mask_image, prepare_image,
+                                 preprocess, read_image, remove_background)
 
 
 def _png_header_only(path: Path, width: int, height: int) -> Path:
@@ -176,7 +177,7 @@ def test_background_removed_from_synthetic_photo() -> None:
 def test_photo_is_centred_on_white_at_frame_fill() -> None:
     img, _ = _synthetic_photo(np.random.default_rng(2))
     prepared = prepare_image(Image.fromarray(img), size=224)
-    assert prepared.method == "background-removal" and prepared.warnings == []
+    assert prepared.method == "border" and prepared.warnings == []
     out = np.asarray(prepared.image)
     border = np.concatenate([out[:3].reshape(-1, 3), out[-3:].reshape(-1, 3), out[:, :3].reshape(-1, 3)])
     assert border.min() >= 250  # the grey background is gone
@@ -186,21 +187,83 @@ def test_photo_is_centred_on_white_at_frame_fill() -> None:
     assert abs(fill_fraction(out) - FRAME_FILL) < 0.04
 
 
-def test_object_touching_nothing_clear_falls_back_with_warning() -> None:
+def test_no_clear_object_fails_and_suggests_mask() -> None:
     rng = np.random.default_rng(3)
     plain = np.clip(128 + rng.normal(0, 3, (90, 120, 3)), 0, 255).astype(np.uint8)
-    prepared = prepare_image(Image.fromarray(plain), size=64)
-    assert prepared.method == "none" and prepared.mask is None
-    assert any("no clear object" in w for w in prepared.warnings)
-    assert prepared.tensor.shape == (3, 64, 64)
+    for method in ("auto", "border", "grabcut"):
+        with pytest.raises(InputError, match="--mask FILE"):
+            prepare_image(Image.fromarray(plain), size=64, segment=method)
 
 
-def test_no_remove_bg_pads_whole_image() -> None:
+def test_segment_none_pads_whole_image() -> None:
     arr = np.full((50, 100, 3), 100, np.uint8)
-    prepared = prepare_image(Image.fromarray(arr), size=100, remove_bg=False)
+    arr[20:30, 40:60] = 30
+    prepared = prepare_image(Image.fromarray(arr), size=100, segment="none")
     out = np.asarray(prepared.image)
-    assert prepared.method == "none" and prepared.warnings == []
-    assert np.array_equal(out[0, 50], [255, 255, 255]) and np.array_equal(out[50, 50], [100, 100, 100])
+    assert prepared.method == "none" and prepared.mask is None and prepared.warnings == []
+    assert np.array_equal(out[0, 50], [255, 255, 255]) and np.array_equal(out[40, 10], [100, 100, 100])
+    assert np.array_equal(out[50, 50], [30, 30, 30])
+
+
+@pytest.mark.parametrize("segment", ["auto", "none"])
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: Image.new("RGB", (1, 1), (120, 50, 50)), "image too small"),
+    (lambda: Image.new("RGB", (80, 60), (255, 255, 255)), "blank"),
+    (lambda: Image.new("RGB", (80, 60), (0, 0, 0)), "blank"),
+    (lambda: Image.new("RGBA", (80, 60), (200, 10, 10, 0)), "fully transparent"),
+])
+def test_junk_images_are_refused(make, message: str, segment: str) -> None:  # noqa: ANN001
+    with pytest.raises(InputError, match=message):
+        prepare_image(make(), size=64, segment=segment)
+
+
+def test_user_mask_overrides_segmentation(tmp_path: Path) -> None:
+    img, truth = _synthetic_photo(np.random.default_rng(4))
+    mask = np.zeros(truth.shape, np.uint8)
+    mask[100:160, 80:110] = 7  # only the bar, any non-zero value
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    loaded = load_mask(tmp_path / "m.png", (img.shape[1], img.shape[0]))
+    assert loaded.dtype == bool and loaded.sum() == 60 * 30
+    prepared = prepare_image(Image.fromarray(img), size=128, mask=loaded)
+    assert prepared.method == "mask" and np.array_equal(prepared.mask > 0.5, loaded)
+    out = np.asarray(prepared.image)
+    x0, x1, y0, y1 = _bbox((out < 200).any(axis=-1))
+    assert abs(max(x1 - x0, y1 - y0) / 128 - FRAME_FILL) < 0.03 and abs((y1 - y0) - 2 * (x1 - x0)) <= 2
+
+
+def test_bad_mask_files(tmp_path: Path) -> None:
+    Image.new("L", (30, 20), 255).save(tmp_path / "small.png")
+    with pytest.raises(InputError, match="mask is 30x20 but the photo is 240x180") as info:
+        load_mask(tmp_path / "small.png", (240, 180))
+    assert "small.png" in str(info.value)
+    Image.new("RGB", (240, 180), (0, 0, 0)).save(tmp_path / "zero.png")
+    with pytest.raises(InputError, match="all zero"):
+        load_mask(tmp_path / "zero.png", (240, 180))
+
+
+def test_mask_image_in_the_photos_grid() -> None:
+    alpha = np.zeros((50, 100), np.float32)
+    alpha[10:40, 20:60] = 1.0
+    image = mask_image(alpha, (200, 100))
+    assert image.mode == "L" and image.size == (200, 100)
+    arr = np.asarray(image)
+    assert arr[50, 80] == 255 and arr[5, 5] == 0
+
+
+def test_frame_object_crops_with_white_beyond_the_photo() -> None:
+    rgb = np.full((100, 100, 3), 90, np.uint8)
+    alpha = np.zeros((100, 100), np.float32)
+    alpha[0:40, 0:20] = 1.0  # object in the corner: the frame reaches beyond the photo
+    out = np.asarray(frame_object(rgb, alpha, size=72, fill=0.5))
+    assert out.shape == (72, 72, 3)
+    fg = (out < 200).any(axis=-1)
+    x0, x1, y0, y1 = _bbox(fg)
+    assert abs((y1 - y0) - 36) <= 1 and abs((x1 - x0) - 18) <= 1
+    assert abs((x0 + x1) / 2 - 36) <= 1 and abs((y0 + y1) / 2 - 36) <= 1
+    assert (out[~fg] >= 250).all()
+    shifted = np.asarray(frame_object(rgb, alpha, size=72, fill=0.5, shift=(0.25, 0.0)))
+    sx0, sx1, _, _ = _bbox((shifted < 200).any(axis=-1))
+    assert abs((sx0 + sx1) / 2 - 18) <= 1  # frame moved right: the object appears left
 
 
 def test_fully_transparent_image_is_an_error() -> None:

@@ -60,9 +60,15 @@ def test_batch_folder_with_bad_files(tmp_path: Path, weights: Path) -> None:
     (src / "sub").mkdir(parents=True)
     _photo(src / "good.png")
     _photo(src / "sub" / "nested.jpg", (30, 60, 200))
-    Image.fromarray(np.full((40, 40), 90, np.uint8)).save(src / "gray.png")  # converted
-    Image.fromarray((np.arange(1600).reshape(40, 40) * 40).astype(np.uint16)).save(src / "deep16.png")  # converted
-    Image.new("CMYK", (40, 40), (0, 200, 200, 0)).save(src / "cmyk.jpg")  # converted
+    gray = np.full((40, 40), 90, np.uint8)
+    gray[10:30, 12:28] = 200
+    Image.fromarray(gray).save(src / "gray.png")  # converted
+    deep = np.full((40, 40), 30_000, np.uint16)
+    deep[8:32, 10:30] = 60_000
+    Image.fromarray(deep).save(src / "deep16.png")  # converted
+    cmyk = Image.new("CMYK", (40, 40), (0, 0, 0, 40))
+    cmyk.paste((0, 200, 200, 0), (10, 10, 30, 30))
+    cmyk.save(src / "cmyk.jpg")  # converted
     frames = [_photo_image((250, 0, 0)), _photo_image((0, 0, 250))]
     frames[0].save(src / "anim.gif", save_all=True, append_images=frames[1:])  # first frame + warning
     (src / "bad.png").write_bytes(b"definitely not a PNG")
@@ -251,3 +257,77 @@ def test_shard_takes_every_nth_input(tmp_path: Path) -> None:
     report = reconstruct_files([str(tmp_path)], options=opts)
     assert [Path(r.input).name for r in report.results] == ["1.png", "3.png"]
     assert all(r.skipped for r in report.results)
+
+
+def _junk_inputs(folder: Path) -> dict[str, str]:
+    """Bad photos -> the words their error line must contain."""
+    folder.mkdir()
+    Image.new("RGB", (1, 1), (200, 30, 30)).save(folder / "one_pixel.png")
+    Image.new("RGB", (64, 48), (255, 255, 255)).save(folder / "white.png")
+    Image.new("RGB", (64, 48), (0, 0, 0)).save(folder / "black.jpg")
+    Image.new("RGBA", (64, 48), (10, 200, 10, 0)).save(folder / "clear.png")
+    noise = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)  # no object anywhere
+    Image.fromarray(noise).save(folder / "noise.png")
+    return {"one_pixel.png": "too small", "white.png": "blank", "black.jpg": "blank", "clear.png": "fully transparent",
+            "noise.png": "--mask"}
+
+
+def test_junk_photos_fail_with_one_line_and_nothing_written(tmp_path: Path, weights: Path) -> None:
+    expected = _junk_inputs(tmp_path / "junk")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["reconstruct", str(tmp_path / "junk"), "--out-dir", str(out), "--weights", str(weights),
+                                 "--json", "--save-input", "--save-mask", *FAST])
+    assert result.exit_code == 1, result.output
+    by_name = {Path(r["input"]).name: r for r in json.loads(result.stdout)["results"]}
+    for name, words in expected.items():
+        assert words in by_name[name]["error"] and name in by_name[name]["error"], by_name[name]
+        lines = [line for line in result.stderr.splitlines() if name in line and "error" in line]
+        assert len(lines) == 1 and words in lines[0]
+    assert not out.exists() or not any(out.rglob("*"))
+
+
+def test_mask_option_save_mask_and_bad_masks(tmp_path: Path, weights: Path) -> None:
+    photo = _photo(tmp_path / "p.png")  # 80x60, object at rows 15:45, cols 25:55
+    mask = np.zeros((60, 80), np.uint8)
+    mask[20:40, 30:50] = 1
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    base = ["reconstruct", str(photo), "--weights", str(weights), *FAST]
+    result = runner.invoke(app, [*base, "-o", str(tmp_path / "a.obj"), "--mask", str(tmp_path / "m.png"), "--save-mask"])
+    assert result.exit_code == 0, result.output
+    saved = np.asarray(Image.open(tmp_path / "a_mask.png"))
+    assert saved.shape == (60, 80) and np.array_equal(saved > 127, mask > 0)
+    result = runner.invoke(app, [*base, "-o", str(tmp_path / "b.obj"), "--save-mask"])  # segmented, photo grid
+    assert result.exit_code == 0, result.output
+    seg = np.asarray(Image.open(tmp_path / "b_mask.png")) > 127
+    truth = np.zeros((60, 80), bool)
+    truth[15:45, 25:55] = True
+    assert (seg & truth).sum() / (seg | truth).sum() > 0.85  # (a 1-pixel halo on this tiny noise-free image)
+    Image.new("L", (40, 30), 255).save(tmp_path / "small.png")
+    Image.new("L", (80, 60), 0).save(tmp_path / "zero.png")
+    for bad, words in (("small.png", "mask is 40x30 but the photo is 80x60"), ("zero.png", "all zero")):
+        target = tmp_path / f"out_{bad}.obj"
+        result = runner.invoke(app, [*base, "-o", str(target), "--mask", str(tmp_path / bad), "--save-mask"])
+        assert result.exit_code == 1 and words in result.stderr and bad in result.stderr, result.output
+        assert not target.exists() and not (tmp_path / f"out_{bad}_mask.png").exists()
+    result = runner.invoke(app, ["reconstruct", str(photo), str(photo), "--out-dir", str(tmp_path / "x"),
+                                 "--mask", str(tmp_path / "m.png")])
+    assert result.exit_code == 2 and "--mask" in result.output
+
+
+def test_segment_none_keeps_the_whole_photo(tmp_path: Path, weights: Path) -> None:
+    noise = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "noise.png")
+    args = ["reconstruct", str(tmp_path / "noise.png"), "-o", str(tmp_path / "n.obj"), "--weights", str(weights), *FAST]
+    assert runner.invoke(app, args).exit_code == 1  # auto: no confident object
+    result = runner.invoke(app, [*args, "--segment", "none"])
+    assert result.exit_code == 0, result.output
+
+
+def test_mesh_filling_the_cube_is_reported(tmp_path: Path) -> None:
+    import trimesh
+
+    from recon_cli.reconstruct import fills_cube
+
+    assert fills_cube(trimesh.creation.box(extents=(1.09, 1.09, 1.09)))
+    assert not fills_cube(trimesh.creation.box(extents=(1.0, 1.0, 1.0)))  # a cube-shaped object: fine
+    assert not fills_cube(trimesh.creation.box(extents=(1.09, 1.09, 0.5)))

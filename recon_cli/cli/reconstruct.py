@@ -8,13 +8,16 @@ from typing import Any
 import typer
 
 from recon_cli.cli.common import err_console, fail, guarded, print_json
+from recon_cli.io.segment import SEGMENT_METHODS
 
 HELP = (
     "Reconstruct 3D meshes from photos with D-OccNet (image -> OccNet mesh -> 300 points -> final mesh).\n\n"
     "Inputs are image files, folders (--recursive for subfolders) or quoted globs. One input writes to -o "
     "(format from its suffix); many write to --out-dir, named after the inputs with subfolders mirrored; "
-    "with neither, each mesh lands next to its image. Opaque photos get their background removed (objects on "
-    "plain or uncluttered backgrounds); RGBA images use their alpha. A file that fails is reported by name and "
+    "with neither, each mesh lands next to its image. Opaque photos are segmented (--segment: the border "
+    "model for plain backdrops, GrabCut for cluttered scenes); RGBA images use their alpha; --mask FILE gives the "
+    "mask yourself. A photo where no confident object is found fails (suggesting --mask) instead of using the "
+    "whole frame. A file that fails is reported by name and "
     "the rest go on; the exit code is 1 if any failed.\n\n"
     "\b\nExamples:\n"
     "  recon reconstruct chair.png -o chair.obj\n"
@@ -49,7 +52,8 @@ def _usage(message: str, hint: str) -> None:
     raise typer.BadParameter(message, param_hint=hint)
 
 
-def _check_usage(inputs: list[str], points: list[Path], output: Path | None, out_dir: Path | None) -> None:
+def _check_usage(inputs: list[str], points: list[Path], output: Path | None, out_dir: Path | None,
+                 mask: Path | None = None) -> None:
     """Usage errors (exit code 2) that can be seen before any file is read."""
     from recon_cli.io.inputs import has_glob
 
@@ -57,6 +61,9 @@ def _check_usage(inputs: list[str], points: list[Path], output: Path | None, out
         _usage("give images or --points clouds, not both", "--points")
     if not inputs and not points:
         _usage("give at least one image, folder or glob (or --points CLOUD)", "INPUTS")
+    if mask is not None and (points or len(inputs) != 1 or Path(inputs[0]).is_dir() or
+                             (not Path(inputs[0]).exists() and has_glob(inputs[0]))):
+        _usage("--mask is the mask of one photo: give exactly one input image", "--mask")
     if output is not None and out_dir is not None:
         _usage("give either -o (one output file) or --out-dir (a folder), not both", "-o")
     if output is not None:
@@ -148,8 +155,16 @@ def register(app: typer.Typer) -> None:
         points: list[Path] = typer.Option(None, "--points",
                                           help="Reconstruct a point cloud (.ply/.xyz/.npy/.npz/.obj/.off) with stage 2."),
         simplify: int = typer.Option(None, "--simplify", min=4, metavar="FACES", help="Simplify meshes to about FACES faces."),
-        remove_bg: bool = typer.Option(True, "--remove-bg/--no-remove-bg",
-                                       help="Remove the background of opaque photos (RGBA alpha is always used)."),
+        segment: str = typer.Option("auto", "--segment", callback=_one_of(SEGMENT_METHODS),
+                                    metavar="|".join(SEGMENT_METHODS),
+                                    help="Object mask of opaque photos: border (plain backdrops), grabcut (cluttered "
+                                         "scenes), auto (picks), none (whole photo, unframed). RGBA alpha is used first."),
+        mask: Path = typer.Option(None, "--mask", metavar="FILE",
+                                  help="The object's mask for the one input photo (same size; object = non-zero)."),
+        save_mask: bool = typer.Option(False, "--save-mask",
+                                       help="Also write <stem>_mask.png, the mask used, in the photo's pixel grid."),
+        remove_bg: bool = typer.Option(True, "--remove-bg/--no-remove-bg", hidden=True,
+                                       help="--no-remove-bg is the same as --segment none (kept for old scripts)."),
         backend: str = typer.Option("torch", "--backend", callback=_one_of(["torch", "onnx"]), metavar="torch|onnx",
                                     help="Runtime: torch, or onnxruntime with --onnx-dir."),
         onnx_dir: Path = typer.Option(None, "--onnx-dir", help="Folder made by `recon export-onnx` (--backend onnx)."),
@@ -158,7 +173,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         inputs = list(inputs or [])
         points = list(points or [])
-        _check_usage(inputs, points, output, out_dir)
+        _check_usage(inputs, points, output, out_dir, mask)
         from recon_cli.cli.eval import parse_shard
         from recon_cli.reconstruct import ReconstructOptions, reconstruct_files
 
@@ -167,7 +182,8 @@ def register(app: typer.Typer) -> None:
             model=model, weights=weights, backend=backend, onnx_dir=onnx_dir, device=device,
             resolution=res, upsampling_steps=steps, threshold=threshold, simplify_faces=simplify,
             batch_size=batch_size, fmt=fmt, recursive=recursive, skip_existing=skip_existing,
-            save_stages=save_stages, save_input=save_input, remove_bg=remove_bg, shard=parse_shard(shard),
+            save_stages=save_stages, save_input=save_input, remove_bg=remove_bg, segment=segment, mask=mask,
+            save_mask=save_mask, shard=parse_shard(shard),
         )
         display = _Display(quiet=json_out)
         try:

@@ -11,45 +11,26 @@ Loading (:func:`load_image`, :func:`read_image`)
     palettes with transparency become RGBA. Animated images (GIF, APNG, WebP,
     multi-page TIFF) use their first frame, with a warning.
 
-Preprocessing (:func:`preprocess`, :func:`prepare_image`)
-    1. The object mask: an RGBA image with real transparency uses its alpha;
-       an opaque photo gets its background removed (:func:`remove_background`,
-       unless ``remove_bg=False``).
-    2. The object's bounding box (mask > 0.5) is centred in a square white frame
-       whose side is ``longest bbox side / FRAME_FILL``, so the object fills the
-       frame as in the training renders; the photo is composited onto white
-       with the (soft) mask.
-    3. The frame is resized to the network's image size (Lanczos).
-    Without a mask (``remove_bg=False`` on an opaque photo, or when background
-    removal finds no clear object) the whole photo is padded to a white square
-    and resized, unframed; the latter case adds a warning.
-
-Background removal method (:func:`remove_background`), for objects on a plain
-or uncluttered background (estimated on a copy at most MASK_SIZE pixels
-wide, the soft mask then upsampled):
-    1. Work in CIE Lab, lightly smoothed (Gaussian, sigma 0.5 px) against
-       sensor noise. The background is modelled as a plane per Lab channel
-       (``a + b*x + c*y``, so mild lighting gradients are absorbed), fitted by
-       least squares to a band along the image border; border pixels far from
-       the fit (parts of an object touching the border) are dropped and the
-       plane refitted (three rounds, median + 3 robust SDs).
-    2. Distance map: Euclidean distance in Lab (Delta E 1976) to the plane.
-    3. Hysteresis threshold: the low threshold is the noise ceiling of the
-       background (99th percentile of the kept border residuals x 1.5 + 2,
-       at least 6 Delta E); the high threshold is Otsu's threshold of the
-       distance map (at least 1.5 x low). Pixels above high seed the object,
-       pixels above low that touch a seed join it.
-    4. A 3x3 opening removes specks; connected components smaller than 10% of
-       the largest are dropped; enclosed holes are filled
-       (``scipy.ndimage.binary_fill_holes``) unless a hole is large (over 0.5%
-       of the object) and background-coloured, so the opening of a chair back
-       stays open.
-    5. The mask is feathered by a Gaussian blur (sigma 0.8 px) into a soft alpha.
-    Measured on renders of the procedural shapes pasted on random plain
-    colours with noise (8 categories x 3 views): mean mask IoU 0.966, median
-    0.988; thin parts (lamp stems, rifle barrels) are the weak spot.
-    If the result is empty (under 0.2% of the pixels) or covers nearly the
-    whole image (over 97%), there is no clear object: ``None`` is returned.
+Preprocessing (:func:`prepare_image`, :func:`preprocess`)
+    0. Images under MIN_SIDE pixels on a side, and blank (single-colour)
+       photos, are refused: there is nothing to reconstruct.
+    1. The object mask, in order: a user's mask (``--mask``, :func:`load_mask`:
+       object = non-zero, the photo's size); the alpha channel of an RGBA
+       image with real transparency; otherwise segmentation of the opaque
+       photo (:mod:`recon_cli.io.segment`: ``border`` for plain backdrops,
+       ``grabcut`` for cluttered scenes, ``auto`` picks; ``none`` uses the
+       whole photo). When segmentation finds no confident object (almost
+       nothing, nearly the whole frame, or the image border) the photo is
+       refused with a message suggesting ``--mask``: the whole photo is never
+       used silently.
+    2. Framing (:func:`frame_object`, shared with the photo-like training
+       images of :mod:`recon_cli.data.photos`): the object is composited onto
+       white and the square of side ``longest bbox side / FRAME_FILL``
+       centred on the mask's bounding box is cropped (white beyond the photo),
+       so the object fills the frame as in the training renders.
+    3. The square is resized to the network's image size (Lanczos, antialiased).
+    With ``--segment none`` the whole photo is padded to a white square and
+    resized, unframed.
 """
 
 from __future__ import annotations
@@ -81,19 +62,13 @@ MAX_PIXELS: int = 40_000_000
 #: Longer side of the working copy used for background removal and framing.
 WORK_SIZE: int = 1024
 
-#: Longer side of the copy on which the background mask is estimated (then upsampled).
-MASK_SIZE: int = 512
-
 #: Images whose alpha channel is at least this everywhere count as opaque.
 OPAQUE_ALPHA: int = 250
 
-_BORDER_FRACTION = 0.03
-_MIN_DELTA_E = 6.0
-_FEATHER_SIGMA = 0.8
-_SMOOTH_SIGMA = 0.5
-_MIN_FOREGROUND = 0.002
-_MAX_FOREGROUND = 0.97
-_NO_OBJECT_WARNING = "background removal found no clear object; using the whole image"
+#: Smallest accepted image side in pixels (a smaller image holds no usable object).
+MIN_SIDE: int = 16
+
+_BLANK_LEVELS = 8  # a photo whose 0.1-99.9 percentile spread is at most this (8-bit levels) is blank
 
 
 @dataclass
@@ -102,6 +77,9 @@ class LoadedImage:
 
     image: Image.Image
     warnings: list[str] = field(default_factory=list)
+    #: (width, height) of the full-resolution image after EXIF orientation (``image`` may be a
+    #: reduced JPEG draft); masks given or saved for the photo use this pixel grid.
+    full_size: tuple[int, int] | None = None
 
 
 @dataclass
@@ -111,7 +89,7 @@ class PreparedImage:
     tensor: torch.Tensor  # (3, S, S) float32 in [0, 1], on white
     image: Image.Image  # the same as an RGB PIL image (what --save-input writes)
     mask: np.ndarray | None  # (H, W) float32 soft alpha on the working copy, None when unmasked
-    method: str  # "alpha", "background-removal" or "none"
+    method: str  # "mask" (the user's), "alpha", "border", "grabcut" or "none"
     warnings: list[str] = field(default_factory=list)
 
 
@@ -154,8 +132,9 @@ def read_image(path: str | Path, *, max_pixels: int = MAX_PIXELS, draft: int | N
         except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... for bad data
             raise InputError(f"truncated or corrupt image data ({_one_line(exc)})", path=path) from exc
         image = _apply_exif(im, notes)
+        turned = image.size != im.size  # EXIF orientation swapped the axes
         image = to_8bit(image)
-    return LoadedImage(image, notes)
+    return LoadedImage(image, notes, (height, width) if turned else (width, height))
 
 
 def _open(path: Path) -> Image.Image:
@@ -214,113 +193,105 @@ def _scale_to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:
     return np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8)
 
 
-# --------------------------------------------------------------------------- background
+# --------------------------------------------------------------------------- masks
 
 
 def remove_background(rgb: np.ndarray) -> np.ndarray | None:
-    """Soft object mask (H, W) float32 in [0, 1] of an opaque photo (H, W, 3) uint8.
+    """Soft object mask (H, W) float32 in [0, 1] of an opaque photo (H, W, 3) uint8 by the border model.
 
-    Returns ``None`` when no clear object stands out from the background
-    (method in the module docstring).
+    Returns ``None`` when no clear object stands out from the background (see
+    :mod:`recon_cli.io.segment`, method ``border``).
     """
-    from scipy import ndimage
-    from skimage.color import rgb2lab
-    from skimage.filters import apply_hysteresis_threshold, threshold_otsu
+    from recon_cli.io.segment import _lab, border_fit, border_mask, check_mask
 
-    h, w = rgb.shape[:2]
-    if min(h, w) < 8:
+    if min(rgb.shape[:2]) < 8:
         return None
-    lab = ndimage.gaussian_filter(rgb2lab(rgb), sigma=(_SMOOTH_SIGMA, _SMOOTH_SIGMA, 0))  # (H, W, 3) float64
-    dist, low = _background_distance(lab)
-    high = max(float(threshold_otsu(dist)), 1.5 * low) if np.ptp(dist) > 0 else np.inf
-    mask = apply_hysteresis_threshold(dist, low, high)
-    mask = ndimage.binary_opening(mask, structure=np.ones((3, 3), bool))
-    mask = _keep_large_components(mask)
-    mask = _fill_object_holes(mask, dist, low)
-    fraction = float(mask.mean())
-    if fraction < _MIN_FOREGROUND or fraction > _MAX_FOREGROUND:
+    alpha = border_mask(border_fit(_lab(rgb)))
+    if alpha is None:
         return None
-    alpha = ndimage.gaussian_filter(mask.astype(np.float32), sigma=_FEATHER_SIGMA)
-    return np.clip(alpha, 0.0, 1.0)
+    try:
+        check_mask(alpha > 0.5)
+    except InputError:
+        return None
+    return alpha
 
 
-def _background_distance(lab: np.ndarray) -> tuple[np.ndarray, float]:
-    """Distance map (H, W) to a plane fitted to the border colours, and the noise ceiling."""
-    h, w = lab.shape[:2]
-    band = max(2, round(_BORDER_FRACTION * min(h, w)))
-    border = np.zeros((h, w), bool)
-    border[:band] = border[-band:] = True
-    border[:, :band] = border[:, -band:] = True
-    ys, xs = np.nonzero(border)
-    design = np.stack([np.ones(len(xs)), xs / w - 0.5, ys / h - 0.5], axis=1)  # (M, 3)
-    colours = lab[border]  # (M, 3)
-    keep = np.ones(len(xs), bool)
-    for _ in range(3):
-        coef, *_ = np.linalg.lstsq(design[keep], colours[keep], rcond=None)  # (3, 3)
-        resid = np.linalg.norm(colours - design @ coef, axis=1)
-        med = np.median(resid[keep])
-        mad = np.median(np.abs(resid[keep] - med)) * 1.4826
-        keep = resid <= med + 3.0 * mad + 0.5
-    yy, xx = np.mgrid[0:h, 0:w]
-    plane = coef[0] + (xx / w - 0.5)[..., None] * coef[1] + (yy / h - 0.5)[..., None] * coef[2]  # (H, W, 3)
-    dist = np.linalg.norm(lab - plane, axis=-1)
-    low = max(_MIN_DELTA_E, float(np.percentile(resid[keep], 99)) * 1.5 + 2.0)
-    return dist, low
+def load_mask(path: str | Path, size: tuple[int, int], *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A user's mask file as a boolean array (H, W): object = non-zero in any channel.
+
+    ``size`` is the photo's (width, height); the mask must match it. An alpha
+    channel with transparency counts as the mask's alpha (transparent = background).
+    """
+    image = load_image(path, max_pixels=max_pixels)
+    if image.size != tuple(size):
+        raise InputError(
+            f"mask is {image.width}x{image.height} but the photo is {size[0]}x{size[1]}; "
+            "the mask must have the photo's size", path=path)
+    arr = np.asarray(image)
+    mask = (arr[..., :3] > 0).any(axis=-1)
+    if image.mode == "RGBA" and arr[..., 3].min() < OPAQUE_ALPHA:
+        mask &= arr[..., 3] > 127
+    if not mask.any():
+        raise InputError("mask is empty (all zero): nothing is marked as the object", path=path)
+    return mask
 
 
-def _keep_large_components(mask: np.ndarray) -> np.ndarray:
-    from scipy import ndimage
-
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
-    if n <= 1:
-        return mask
-    areas = np.bincount(labels.ravel())[1:]  # (n,)
-    keep = np.flatnonzero(areas >= 0.1 * areas.max()) + 1
-    return np.isin(labels, keep)
+def mask_image(mask: np.ndarray, size: tuple[int, int] | None = None) -> Image.Image:
+    """A soft mask (H, W) in [0, 1] as an 8-bit grey image, resized (bilinear) to ``size`` = (width, height)."""
+    image = Image.fromarray(np.clip(np.rint(np.asarray(mask, np.float32) * 255.0), 0, 255).astype(np.uint8), "L")
+    if size is not None and image.size != tuple(size):
+        image = image.resize(tuple(size), Image.Resampling.BILINEAR)
+    return image
 
 
-def _fill_object_holes(mask: np.ndarray, dist: np.ndarray, low: float) -> np.ndarray:
-    from scipy import ndimage
-
-    filled = ndimage.binary_fill_holes(mask)
-    holes, n = ndimage.label(filled & ~mask)
-    if n == 0:
-        return filled
-    object_area = max(int(mask.sum()), 1)
-    index = np.arange(1, n + 1)
-    areas = ndimage.sum_labels(np.ones_like(dist), holes, index)
-    medians = ndimage.median(dist, holes, index)
-    open_holes = index[(areas > 0.005 * object_area) & (np.asarray(medians) < low)]
-    return filled & ~np.isin(holes, open_holes)
+def _is_blank(rgb: np.ndarray) -> bool:
+    """True when (nearly) every pixel has the same colour (JPEG noise and a few stray pixels aside)."""
+    small = rgb[:: max(1, rgb.shape[0] // 256), :: max(1, rgb.shape[1] // 256)].reshape(-1, 3)
+    lo, hi = np.percentile(small, [0.1, 99.9], axis=0)
+    return bool((hi - lo).max() <= _BLANK_LEVELS)
 
 
 # --------------------------------------------------------------------------- framing
 
 
 def prepare_image(
-    image: Image.Image, *, size: int = 224, remove_bg: bool = True, fill: float = FRAME_FILL
+    image: Image.Image, *, size: int = 224, segment: str = "auto", mask: np.ndarray | None = None,
+    remove_bg: bool = True, fill: float = FRAME_FILL,
 ) -> PreparedImage:
-    """Mask, frame like the training renders, composite onto white, resize to ``size``."""
+    """Mask, frame like the training renders, composite onto white, resize to ``size``.
+
+    The mask is, in order: ``mask`` (a user's mask, any array the image's
+    size or proportional to it; object = True / > 0.5), the image's alpha
+    channel when it has real transparency, else the result of
+    :func:`recon_cli.io.segment.segment` with ``segment`` (``"none"``, or
+    ``remove_bg=False``: no mask, the whole image padded to a square).
+    Raises :class:`InputError` (without a path) for images too small or blank,
+    and when segmentation finds no confident object (the message suggests
+    ``--mask``).
+    """
     import torch
 
     if not 0.0 < fill <= 1.0:
         raise ValueError(f"fill must be in (0, 1], got {fill}")
-    work = _working_copy(to_8bit(image))
+    image = to_8bit(image)
+    if min(image.size) < MIN_SIDE:
+        raise InputError(f"image too small ({image.width}x{image.height} pixels; at least {MIN_SIDE}x{MIN_SIDE} needed)")
+    work = _working_copy(image)
     rgb = np.asarray(work.convert("RGB"))  # (H, W, 3) uint8
     notes: list[str] = []
-    mask, method = _object_mask(work, rgb, remove_bg=remove_bg, notes=notes)
-    if mask is None:
+    alpha, method = _object_mask(work, rgb, segment=segment if remove_bg else "none", mask=mask)
+    if alpha is None:
         framed = _pad_square(Image.fromarray(rgb))
+        out = framed.resize((size, size), Image.Resampling.LANCZOS) if framed.size != (size, size) else framed
     else:
-        framed = _frame(rgb, mask, fill)
-    out = framed.resize((size, size), Image.Resampling.LANCZOS) if framed.size != (size, size) else framed
+        out = frame_object(rgb, alpha, size=size, fill=fill)
     tensor = torch.from_numpy(np.asarray(out, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
-    return PreparedImage(tensor, out, mask, method, notes)
+    return PreparedImage(tensor, out, alpha, method, notes)
 
 
-def preprocess(image: Image.Image, *, size: int = 224, remove_bg: bool = True) -> tuple[torch.Tensor, Image.Image]:
+def preprocess(image: Image.Image, *, size: int = 224, segment: str = "auto") -> tuple[torch.Tensor, Image.Image]:
     """(3, size, size) tensor in [0, 1] on white, framed like the training renders, and the same image."""
-    prepared = prepare_image(image, size=size, remove_bg=remove_bg)
+    prepared = prepare_image(image, size=size, segment=segment)
     return prepared.tensor, prepared.image
 
 
@@ -333,50 +304,72 @@ def _working_copy(image: Image.Image) -> Image.Image:
 
 
 def _object_mask(
-    work: Image.Image, rgb: np.ndarray, *, remove_bg: bool, notes: list[str]
+    work: Image.Image, rgb: np.ndarray, *, segment: str, mask: np.ndarray | None
 ) -> tuple[np.ndarray | None, str]:
+    """Soft mask on the working copy and where it came from ("mask", "alpha", "border", "grabcut", "none")."""
+    from recon_cli.io.segment import MAX_COVERAGE, MIN_COVERAGE, SEGMENT_METHODS
+    from recon_cli.io.segment import segment as run_segmentation
+
+    if segment not in SEGMENT_METHODS:
+        raise InputError(f"unknown segmentation method {segment!r}; valid: {', '.join(SEGMENT_METHODS)}")
+    if mask is not None:
+        user = np.asarray(mask, dtype=np.float32)
+        if user.shape != rgb.shape[:2]:
+            user = np.asarray(Image.fromarray(user).resize(work.size, Image.Resampling.BILINEAR))
+        user = (user > 0.5).astype(np.float32)
+        if not user.any():
+            raise InputError("the mask marks no object pixels at the working resolution")
+        return user, "mask"
     if work.mode == "RGBA":
         alpha = np.asarray(work.getchannel("A"))
         if alpha.min() < OPAQUE_ALPHA:
-            if not (alpha > 127).any():
+            coverage = float((alpha > 127).mean())
+            if coverage == 0.0:
                 raise InputError("the image is fully transparent")
-            return alpha.astype(np.float32) / 255.0, "alpha"
-    if not remove_bg:
+            if coverage < MIN_COVERAGE:
+                raise InputError(f"the image is almost fully transparent: its alpha keeps {coverage:.2%} of it")
+            if coverage <= MAX_COVERAGE:
+                return alpha.astype(np.float32) / 255.0, "alpha"
+    if _is_blank(rgb):
+        raise InputError("the image is blank (a single colour): there is no object to reconstruct")
+    if segment == "none":
         return None, "none"
-    mask = _estimate_mask(work.convert("RGB"))
-    if mask is None:
-        notes.append(_NO_OBJECT_WARNING)
-        return None, "none"
-    return mask, "background-removal"
+    try:
+        result = run_segmentation(rgb, segment)
+    except InputError as exc:
+        raise InputError(f"{exc.message}; give the object's mask with --mask FILE "
+                         "(or --segment none to use the whole photo)") from exc
+    return result.alpha, result.method
 
 
-def _estimate_mask(image: Image.Image) -> np.ndarray | None:
-    """Background removal on a copy of at most MASK_SIZE pixels, upsampled to ``image``'s size."""
-    if max(image.size) <= MASK_SIZE:
-        return remove_background(np.asarray(image))
-    scale = MASK_SIZE / max(image.size)
-    small = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                         Image.Resampling.BILINEAR, reducing_gap=2.0)
-    alpha = remove_background(np.asarray(small))
-    if alpha is None:
-        return None
-    big = Image.fromarray(alpha).resize(image.size, Image.Resampling.BILINEAR)
-    return np.clip(np.asarray(big, dtype=np.float32), 0.0, 1.0)
+def frame_object(rgb: np.ndarray, alpha: np.ndarray, *, size: int, fill: float = FRAME_FILL,
+                 shift: tuple[float, float] = (0.0, 0.0), zoom: float = 1.0) -> Image.Image:
+    """Frame an object like the training renders: the network input as an RGB image (size x size).
 
-
-def _frame(rgb: np.ndarray, mask: np.ndarray, fill: float) -> Image.Image:
-    """Composite onto white and centre the object's bbox in a square of side bbox/fill."""
-    ys, xs = np.nonzero(mask > 0.5)
+    ``rgb`` (H, W, 3) uint8 and its soft mask ``alpha`` (H, W) in [0, 1]: the
+    object is composited onto white, the square of side ``longest bbox side /
+    (fill * zoom)`` centred on the mask's bounding box (moved by ``shift``, in
+    fractions of that side) is cropped (white beyond the photo) and resized to
+    ``size`` with antialiasing (Lanczos). Inference uses ``shift=(0, 0), zoom=1``;
+    training augmentation (:mod:`recon_cli.data.photos`) jitters them.
+    """
+    ys, xs = np.nonzero(alpha > 0.5)
     if len(xs) == 0:  # only faint alpha: frame whatever is visible
-        ys, xs = np.nonzero(mask > 0.0)
+        ys, xs = np.nonzero(alpha > 0.0)
+    if len(xs) == 0:
+        raise InputError("the object mask is empty")
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
-    side = max(1, int(np.ceil(max(x1 - x0, y1 - y0) / fill)))
-    alpha = mask[..., None]  # (H, W, 1)
-    comp = rgb.astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+    side = max(1, int(np.ceil(max(x1 - x0, y1 - y0) / (fill * zoom))))
+    left = int(round((x0 + x1) / 2 - side / 2 + shift[0] * side))
+    top = int(round((y0 + y1) / 2 - side / 2 + shift[1] * side))
+    h, w = alpha.shape
+    cx0, cy0, cx1, cy1 = max(left, 0), max(top, 0), min(left + side, w), min(top + side, h)
     canvas = Image.new("RGB", (side, side), (255, 255, 255))
-    offset = (round(side / 2 - (x0 + x1) / 2), round(side / 2 - (y0 + y1) / 2))
-    canvas.paste(Image.fromarray(np.clip(np.rint(comp), 0, 255).astype(np.uint8)), offset)
-    return canvas
+    if cx1 > cx0 and cy1 > cy0:
+        a = np.asarray(alpha[cy0:cy1, cx0:cx1], np.float32)[..., None]  # (h, w, 1)
+        comp = rgb[cy0:cy1, cx0:cx1].astype(np.float32) * a + 255.0 * (1.0 - a)
+        canvas.paste(Image.fromarray(np.clip(np.rint(comp), 0, 255).astype(np.uint8)), (cx0 - left, cy0 - top))
+    return canvas.resize((size, size), Image.Resampling.LANCZOS) if side != size else canvas
 
 
 def _pad_square(image: Image.Image) -> Image.Image:

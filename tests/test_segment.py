@@ -1,0 +1,69 @@
+"""Segmentation of opaque photos: border model, GrabCut, auto choice, refusal of non-objects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recon_cli.errors import InputError
+from recon_cli.io.segment import _lab, border_fit, check_mask, segment
+
+
+def _scene(rng: np.random.Generator, *, cluttered: bool, h: int = 240, w: int = 320) -> tuple[np.ndarray, np.ndarray]:
+    """An ellipse + bar object on a checkerboard with stripes (cluttered) or a plain grey gradient."""
+    yy, xx = np.mgrid[0:h, 0:w] * (240 / h)  # object and pattern scale with the image
+    if cluttered:
+        check = ((xx // 20 + yy // 20) % 2).astype(float)
+        bg = np.stack([140 + 60 * check, 110 + 50 * check, 90 + 30 * np.sin(xx / 7)], axis=-1)
+    else:
+        bg = np.stack([150 + 20 * xx / 320, 150 + 10 * yy / 240, 150 + 0 * xx], axis=-1)
+    obj = ((xx - 160) ** 2 / 70**2 + (yy - 110) ** 2 / 55**2 <= 1) | ((np.abs(xx - 130) < 12) & (yy > 100) & (yy < 200))
+    img = bg.copy()
+    img[obj] = [40, 90, 200]
+    return np.clip(img + rng.normal(0, 5, img.shape), 0, 255).astype(np.uint8), obj
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+@pytest.mark.parametrize("method", ["border", "grabcut", "auto"])
+@pytest.mark.parametrize("cluttered", [False, True])
+def test_methods_find_the_object(method: str, cluttered: bool) -> None:
+    img, truth = _scene(np.random.default_rng(1), cluttered=cluttered)
+    result = segment(img, method)
+    assert result.alpha.shape == truth.shape and result.alpha.dtype == np.float32
+    assert _iou(result.alpha > 0.5, truth) > 0.93
+    assert result.method == (method if method != "auto" else ("grabcut" if cluttered else "border"))
+
+
+def test_plain_backdrop_is_recognised() -> None:
+    plain, _ = _scene(np.random.default_rng(2), cluttered=False)
+    busy, _ = _scene(np.random.default_rng(2), cluttered=True)
+    assert border_fit(_lab(plain)).plain and not border_fit(_lab(busy)).plain
+
+
+def test_large_images_are_segmented_on_a_copy_and_upsampled() -> None:
+    img, truth = _scene(np.random.default_rng(3), cluttered=True, h=720, w=960)
+    result = segment(img, "auto")
+    assert result.alpha.shape == (720, 960) and _iou(result.alpha > 0.5, truth) > 0.9
+
+
+def test_check_mask_refuses_non_objects() -> None:
+    mask = np.zeros((100, 100), bool)
+    with pytest.raises(InputError, match="no object found"):
+        check_mask(mask)
+    with pytest.raises(InputError, match="nearly the whole frame"):
+        check_mask(~mask)
+    floor = mask.copy()
+    floor[40:] = True  # the lower 60%: touches most of the border
+    with pytest.raises(InputError, match="image border"):
+        check_mask(floor)
+    centre = mask.copy()
+    centre[30:70, 20:80] = True
+    check_mask(centre)
+
+
+def test_unknown_method_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="unknown segmentation method"):
+        segment(np.zeros((20, 20, 3), np.uint8), "magic")
