@@ -198,11 +198,14 @@ class Reconstructor:
     def extract(self, stage: int, codes: torch.Tensor, *, upsampling_steps: int | None = None
                 ) -> tuple[list[trimesh.Trimesh], list[int]]:
         """Meshes of ``stage`` for codes (B, c): batched MISE then marching cubes; (meshes, n_evaluated)."""
+        return self.extract_field(self._eval_fn(stage, codes), len(codes), upsampling_steps=upsampling_steps)
+
+    def extract_field(self, evaluate: Callable[[Sequence[np.ndarray]], list[np.ndarray]], n_shapes: int, *,
+                      upsampling_steps: int | None = None) -> tuple[list[trimesh.Trimesh], list[int]]:
+        """Meshes of ``n_shapes`` fields given by a batched ``evaluate`` (per-shape points -> logits)."""
         opt = self.options
         steps = opt.upsampling_steps if upsampling_steps is None else upsampling_steps
-        results = mise_batched(
-            self._eval_fn(stage, codes), len(codes), opt.resolution0, steps, opt.level, padding=opt.padding
-        )
+        results = mise_batched(evaluate, n_shapes, opt.resolution0, steps, opt.level, padding=opt.padding)
         meshes = []
         mc = self._mc_backend()
         for res in results:
@@ -243,19 +246,31 @@ class Reconstructor:
         timings["encode"] = time.perf_counter() - start
         self._progress("stage1", 0, b)
         t = time.perf_counter()
-        use2 = self._use_stage2()
-        steps1 = self.options.stage1_upsampling_steps if use2 else None
-        if steps1 is not None:
-            steps1 = min(steps1, self.options.upsampling_steps)
+        steps1 = self._stage1_steps()
         meshes1, n1 = self.extract(1, codes, upsampling_steps=steps1)
         timings["stage1"] = time.perf_counter() - t
-        if not use2:
+        return self._complete(meshes1, n1, timings, start)
+
+    def _stage1_steps(self) -> int | None:
+        """MISE steps of the stage-1 mesh: coarser when it only feeds stage 2 (see ExtractOptions)."""
+        steps1 = self.options.stage1_upsampling_steps if self._use_stage2() else None
+        return None if steps1 is None else min(steps1, self.options.upsampling_steps)
+
+    def _complete(self, meshes1: list[trimesh.Trimesh], n1: list[int], timings: dict[str, float], start: float,
+                  *, clouds: list[np.ndarray] | None = None) -> list[Reconstruction]:
+        """Stage-1 meshes -> Reconstructions: stage 2 on their 300 points when the model has it.
+
+        ``clouds`` (one per shape) replaces the points sampled from ``meshes1``.
+        """
+        b = len(meshes1)
+        if not self._use_stage2():
             finals = [self._finish(m) for m in meshes1]
             return self._package(finals, [None] * b, [None] * b, n1, timings, start)
         self._progress("sample", 0, b)
         t = time.perf_counter()
-        rng = np.random.default_rng(self.seed)
-        clouds = [sample_input_points(m, self.backend.n_input_points, rng) for m in meshes1]
+        if clouds is None:
+            rng = np.random.default_rng(self.seed)
+            clouds = [sample_input_points(m, self.backend.n_input_points, rng) for m in meshes1]
         timings["sample"] = time.perf_counter() - t
         keep = [i for i, cl in enumerate(clouds) if len(cl) == self.backend.n_input_points]
         finals = [empty_mesh() for _ in range(b)]
