@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from recon_cli.api import EmptyReconstructionError, ReconModel, ReconResult, load_model
 
 #: Names exported from :mod:`recon_cli.api` on first use.
-_API = ("load_model", "ReconModel", "ReconResult", "PreparedView", "EmptyReconstructionError")
+_API = ("load_model", "ReconModel", "ReconResult", "PreparedView", "EmptyReconstructionError",
+        "SuspiciousReconstructionError")
 
 __all__ = ["__version__", *_API]
 

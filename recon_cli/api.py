@@ -40,11 +40,16 @@ if TYPE_CHECKING:
 #: What :meth:`ReconModel.reconstruct` accepts as one photo.
 ImageInput = Union[str, "os.PathLike[str]", "Image.Image", np.ndarray]
 
-__all__ = ["EmptyReconstructionError", "ImageInput", "PreparedView", "ReconModel", "ReconResult", "load_model"]
+__all__ = ["EmptyReconstructionError", "ImageInput", "PreparedView", "ReconModel", "ReconResult",
+           "SuspiciousReconstructionError", "load_model"]
 
 
 class EmptyReconstructionError(InputError):
     """The model found no surface above the threshold for this input."""
+
+
+class SuspiciousReconstructionError(InputError):
+    """The mesh fills the whole reconstruction cube: the model saw no object (a bad mask or photo)."""
 
 
 @dataclass
@@ -55,7 +60,7 @@ class PreparedView:
     tensor: torch.Tensor          #: (3, S, S) float32 RGB in [0, 1], on white
     image: Image.Image            #: the same as a PIL image (what ``--save-input`` writes)
     mask: np.ndarray | None       #: (H, W) float32 soft object mask on the working copy, None when unmasked
-    method: str                   #: "alpha", "background-removal" or "none"
+    method: str                   #: "mask" (yours), "alpha", "border", "grabcut" or "none"
     warnings: list[str] = field(default_factory=list)
 
 
@@ -117,7 +122,7 @@ def _array_to_image(arr: np.ndarray, name: str, max_pixels: int) -> Image.Image:
 
 @dataclass(frozen=True)
 class _Settings:
-    remove_bg: bool
+    segment: str
     max_pixels: int
     batch_size: int
 
@@ -152,10 +157,12 @@ class ReconModel:
         return f"ReconModel(weights={self.weights!r}, device={str(self.device)!r}, stages={self.stages!r})"
 
     # -- inputs ---------------------------------------------------------------------------------
-    def prepare(self, x: ImageInput, *, index: int | None = None) -> PreparedView:
+    def prepare(self, x: ImageInput, *, mask: np.ndarray | None = None, index: int | None = None) -> PreparedView:
         """Load (path), validate and preprocess one photo: mask, framing, network input.
 
-        Raises :class:`InputError` naming the input for unreadable, oversized or empty images.
+        ``mask`` is your own object mask (H x W, True / > 0.5 = object, the photo's size or
+        proportional to it) instead of the automatic segmentation. Raises :class:`InputError`
+        naming the input for unreadable, oversized, blank or object-less images.
         """
         from PIL import Image
 
@@ -179,7 +186,8 @@ class ReconModel:
         else:
             raise InputError(f"expected a path, PIL image or numpy array, got {type(x).__name__}", path=name)
         try:
-            prepared = prepare_image(image, size=self.backend.image_size, remove_bg=self._settings.remove_bg)
+            prepared = prepare_image(image, size=self.backend.image_size, segment=self._settings.segment,
+                                     mask=None if mask is None else np.asarray(mask))
         except ReconError as exc:
             raise InputError(exc.message, path=name) from exc
         return PreparedView(name, prepared.tensor, prepared.image, prepared.mask, prepared.method,
@@ -190,13 +198,14 @@ class ReconModel:
 
     # -- reconstruction -------------------------------------------------------------------------
     def reconstruct(self, x: ImageInput | Sequence[ImageInput], *, fuse: bool = False, fusion: str | None = None,
-                    return_details: bool = False) -> trimesh.Trimesh | ReconResult:
+                    mask: np.ndarray | None = None, return_details: bool = False) -> trimesh.Trimesh | ReconResult:
         """Reconstruct one object: a mesh (or a :class:`ReconResult` with ``return_details=True``).
 
         ``x`` is one photo, or with ``fuse=True`` a list of photos of the same
         object, fused by ``fusion`` (``"logits"`` by default, ``"code"`` or
         ``"cloud"``; see :mod:`recon_cli.fusion`). Use :meth:`reconstruct_many`
-        for several objects. Raises :class:`EmptyReconstructionError` when no
+        for several objects. ``mask``: your object mask for a single photo (see
+        :meth:`prepare`). Raises :class:`EmptyReconstructionError` when no
         surface is found, other :class:`ReconError` subclasses for bad inputs.
         """
         many = isinstance(x, (list, tuple))
@@ -206,8 +215,10 @@ class ReconModel:
         items: list[ImageInput] = list(x) if many else [x]  # type: ignore[arg-type]
         if not items:
             raise InputError("no input photos given")
+        if mask is not None and len(items) != 1:
+            raise InputError(f"a mask is the mask of one photo, but {len(items)} photos were given")
         start = time.perf_counter()
-        views = self._views(items)
+        views = [self.prepare(items[0], mask=mask)] if mask is not None else self._views(items)
         result = self._run([views], fusion=fusion if fuse else None)[0]
         result.seconds = time.perf_counter() - start
         return result if return_details else result.mesh
@@ -295,6 +306,7 @@ class ReconModel:
         import torch
 
         from recon_cli.fusion import DEFAULT_FUSION
+        from recon_cli.reconstruct import fills_cube
 
         start = time.perf_counter()
         if fusion is None and all(len(v) == 1 for v in sets):
@@ -309,6 +321,14 @@ class ReconModel:
             if rec.empty:
                 names = ", ".join(v.source for v in views)
                 err = EmptyReconstructionError(self._empty_message(), path=names)
+            elif fills_cube(rec.mesh):
+                names = ", ".join(v.source for v in views)
+                err = SuspiciousReconstructionError(
+                    "suspicious reconstruction: the mesh fills the whole reconstruction cube (no object was seen; "
+                    "check the mask with return_details=True, or pass your own mask)", path=names)
+            else:
+                err = None
+            if err is not None:
                 if raise_empty:
                     raise err
                 out.append(err)
@@ -332,6 +352,7 @@ def load_model(
     resolution: int | None = None,
     upsampling_steps: int | None = None,
     simplify: int | None = None,
+    segment: str = "auto",
     remove_bg: bool = True,
     batch_size: int = 4,
     seed: int = 0,
@@ -350,7 +371,9 @@ def load_model(
             ``resolution`` / ``upsampling_steps`` override it.
         threshold: occupancy probability of the surface (0 < p < 1).
         simplify: simplify meshes to about this many faces.
-        remove_bg: remove the background of opaque photos (alpha is always used).
+        segment: how opaque photos are segmented: "auto", "border", "grabcut" or "none"
+            (see ``recon reconstruct --segment``); an alpha channel is always used.
+        remove_bg: False is the same as ``segment="none"``.
         batch_size: images per forward / MISE batch in :meth:`ReconModel.reconstruct_many`.
         seed: seed of the stage-2 point sampling (same photo, same mesh).
         backend: "torch", or "onnx" with ``onnx_dir`` made by ``recon export-onnx``.
@@ -369,6 +392,10 @@ def load_model(
         raise InputError(f"unknown model {model!r}; valid: auto, onet, doccnet (onet-pcl: use reconstruct_points)")
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
+    from recon_cli.io.segment import SEGMENT_METHODS
+
+    if segment not in SEGMENT_METHODS:
+        raise InputError(f"unknown segmentation method {segment!r}; valid: {', '.join(SEGMENT_METHODS)}")
     if max_pixels < 1:
         raise InputError(f"max_pixels must be positive, got {max_pixels}")
     if threads is not None:
@@ -387,4 +414,4 @@ def load_model(
     stages = _stages(model, runtime, points=False) if runtime.has_stage1 else "auto"
     rec = MultiViewReconstructor(runtime, options=extract, stages=stages, seed=seed)
     return ReconModel(runtime, rec, weights=described, stages=stages,
-                      settings=_Settings(remove_bg=remove_bg, max_pixels=max_pixels, batch_size=batch_size))
+                      settings=_Settings(segment=segment if remove_bg else "none", max_pixels=max_pixels, batch_size=batch_size))

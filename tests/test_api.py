@@ -65,7 +65,7 @@ def test_details_and_mask(model: recon_cli.ReconModel) -> None:
     assert _is_blob(result.mesh) and result.stage1_mesh is not None and result.points.shape == (300, 3)
     assert result.mask is not None and result.mask.shape == (60, 80)
     assert result.mask[30, 40] > 0.9 and result.mask[2, 2] < 0.1  # the red square is the object
-    assert result.views[0].method == "background-removal" and result.views[0].source == "<array>"
+    assert result.views[0].method in ("border", "grabcut") and result.views[0].source == "<array>"
     assert result.views[0].image.size == (model.image_size,) * 2 and result.seconds > 0 and result.fusion is None
 
 
@@ -107,6 +107,16 @@ def test_bad_inputs(model: recon_cli.ReconModel, tmp_path: Path) -> None:
         recon_cli.load_model(tmp_path / "none.pt")
     with pytest.raises(ReconError, match="quality"):
         recon_cli.load_model(model.weights, quality="ultra")
+
+
+def test_user_mask(model: recon_cli.ReconModel) -> None:
+    arr = _photo_array()
+    mask = np.zeros(arr.shape[:2], bool)
+    mask[10:50, 5:40] = True
+    result = model.reconstruct(arr, mask=mask, return_details=True)
+    assert result.views[0].method == "mask" and _is_blob(result.mesh)
+    with pytest.raises(InputError, match="one photo"):
+        model.reconstruct([arr, arr], fuse=True, mask=mask)
 
 
 def test_empty_reconstruction_raises(weights: Path) -> None:
