@@ -116,7 +116,7 @@ class MultiViewReconstructor(Reconstructor):
         bounds = np.concatenate([[0], np.cumsum(counts)])
         timings: dict[str, float] = {}
         self._progress("encode", 0, b)
-        codes = self.backend.encode_image(torch.cat(sets).to(self.backend.device))  # (sum V, c1)
+        codes = self.encode_images(torch.cat(sets))  # (sum V, c1), one view per forward pass
         timings["encode"] = time.perf_counter() - start
         self._progress("stage1", 0, b)
         t = time.perf_counter()
@@ -132,8 +132,10 @@ class MultiViewReconstructor(Reconstructor):
             per_view, n_view = self.extract(1, codes, upsampling_steps=steps1)
             groups = [per_view[bounds[i]:bounds[i + 1]] for i in range(b)]
             n1 = [int(sum(n_view[bounds[i]:bounds[i + 1]])) for i in range(b)]
-            rng = np.random.default_rng(self.seed)
-            clouds = [pooled_input_points(g, self.backend.n_input_points, rng) for g in groups]
+            # seeded by each group's own meshes, not by its place in the batch
+            clouds = [pooled_input_points(g, self.backend.n_input_points,
+                                          self._rng(np.concatenate([np.asarray(m.vertices) for m in g])))
+                      for g in groups]
             meshes1 = [g[0] if len(g) == 1 else trimesh.util.concatenate(list(g)) for g in groups]
         timings["stage1"] = time.perf_counter() - t
         return self._complete(meshes1, n1, timings, start, clouds=clouds)

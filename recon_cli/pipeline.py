@@ -13,6 +13,7 @@ simplified mesh's vertices.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -99,6 +100,15 @@ class Reconstruction:
         return len(self.mesh.faces) == 0
 
 
+def content_seed(data: torch.Tensor | np.ndarray) -> int:
+    """A 63-bit seed from the bytes (and shape) of an array: a stage-1 mesh's vertices, a point cloud."""
+    if isinstance(data, torch.Tensor):
+        data = data.detach().to("cpu", torch.float32).contiguous().numpy()
+    arr = np.ascontiguousarray(data, dtype=np.float32)
+    digest = hashlib.blake2b(repr(arr.shape).encode() + arr.tobytes(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
 def farthest_point_sampling(points: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """Indices (min(n, M),) of ``n`` points of (M, 3) ``points`` chosen by farthest-point sampling."""
     m = len(points)
@@ -166,31 +176,47 @@ class Reconstructor:
         if self.on_progress is not None:
             self.on_progress(phase, done, total)
 
+    def _rng(self, data: torch.Tensor | np.ndarray) -> np.random.Generator:
+        """A generator seeded by ``seed`` and ``data``'s content (never by its place in a batch)."""
+        return np.random.default_rng([self.seed, content_seed(data)])
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Codes (B, c1) of images (B, 3, S, S), one image per forward pass: a code (down to the last
+        bit) must not depend on the other images of the batch."""
+        return torch.cat([self.backend.encode_image(images[i : i + 1].to(self.backend.device))
+                          for i in range(len(images))])
+
     def _mc_backend(self) -> str:
         if self.options.mc_backend != "auto":
             return self.options.mc_backend
         return "torch" if self.backend.device.type == "cuda" else "pymcubes"
 
     def _eval_fn(self, stage: int, codes: torch.Tensor) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
-        """Batched eval function for MISE: per-shape point arrays -> per-shape logits."""
+        """Eval function for MISE: per-shape point arrays -> per-shape logits.
+
+        Each shape is decoded on its own, in chunks of ``batch_points`` points, so
+        its logits (down to the last bit) do not depend on which other shapes share
+        the batch: a batched forward pass would pad and re-chunk the points by the
+        batch's composition, and different matrix shapes give different rounding.
+        """
         backend, device = self.backend, self.backend.device
+        chunk = self.options.batch_points
 
         def evaluate(queries: Sequence[np.ndarray]) -> list[np.ndarray]:
-            out = [np.zeros(0, dtype=np.float32) for _ in queries]
-            active = [i for i, q in enumerate(queries) if len(q)]
-            if not active:
-                return out
-            n = max(len(queries[i]) for i in active)
-            pts = np.zeros((len(active), n, 3), dtype=np.float32)  # (B', n, 3), zero padded
-            for row, i in enumerate(active):
-                pts[row, : len(queries[i])] = queries[i]
-            pts_t = torch.from_numpy(pts).to(device)
-            c = codes[torch.as_tensor(active, device=codes.device)]
-            chunk = max(1, self.options.batch_points // len(active))
-            logits = torch.cat([backend.decode(stage, pts_t[:, s : s + chunk], c) for s in range(0, n, chunk)], dim=1)
-            logits_np = logits.float().cpu().numpy()
-            for row, i in enumerate(active):
-                out[i] = logits_np[row, : len(queries[i])]
+            out = []
+            for i, q in enumerate(queries):
+                if not len(q):
+                    out.append(np.zeros(0, dtype=np.float32))
+                    continue
+                pts = torch.from_numpy(np.ascontiguousarray(q, dtype=np.float32)).to(device)[None]  # (1, M, 3)
+                c = codes[i : i + 1]
+                logits = torch.cat([backend.decode(stage, pts[:, s : s + chunk], c) for s in range(0, len(q), chunk)],
+                                   dim=1)
+                values = logits[0].float().cpu().numpy()
+                if not np.isfinite(values).all():
+                    raise InputError(f"the stage-{stage} network gave NaN or infinite occupancy values "
+                                     "(damaged weights or an input it cannot handle); no mesh written")
+                out.append(values)
             return out
 
         return evaluate
@@ -242,7 +268,7 @@ class Reconstructor:
         b = len(images)
         timings: dict[str, float] = {}
         self._progress("encode", 0, b)
-        codes = self.backend.encode_image(images.to(self.backend.device))
+        codes = self.encode_images(images)
         timings["encode"] = time.perf_counter() - start
         self._progress("stage1", 0, b)
         t = time.perf_counter()
@@ -269,8 +295,10 @@ class Reconstructor:
         self._progress("sample", 0, b)
         t = time.perf_counter()
         if clouds is None:
-            rng = np.random.default_rng(self.seed)
-            clouds = [sample_input_points(m, self.backend.n_input_points, rng) for m in meshes1]
+            # seeded by each stage-1 mesh's own vertices: the same image gives the same 300 points
+            # alone, anywhere in a batch, in a shard or after a resume
+            clouds = [sample_input_points(m, self.backend.n_input_points, self._rng(np.asarray(m.vertices)))
+                      for m in meshes1]
         timings["sample"] = time.perf_counter() - t
         keep = [i for i, cl in enumerate(clouds) if len(cl) == self.backend.n_input_points]
         finals = [empty_mesh() for _ in range(b)]
@@ -287,8 +315,9 @@ class Reconstructor:
         return self._package(finals, meshes1, points, n_eval, timings, start)
 
     def _stage2(self, clouds: Sequence[np.ndarray]) -> tuple[list[trimesh.Trimesh], list[int]]:
-        batch = torch.from_numpy(np.stack(clouds)).to(self.backend.device)  # (B, P, 3)
-        codes = self.backend.encode_points(batch)
+        # one cloud per forward pass: codes must not depend on the batch's composition
+        codes = torch.cat([self.backend.encode_points(torch.from_numpy(np.asarray(cl, np.float32))[None]
+                                                      .to(self.backend.device)) for cl in clouds])
         return self.extract(2, codes)
 
     def reconstruct_points(self, clouds: Sequence[np.ndarray]) -> list[Reconstruction]:
@@ -301,8 +330,7 @@ class Reconstructor:
             raise InputError("this model has no point-cloud stage (it is an onet model); give images instead")
         if not clouds:
             return []
-        rng = np.random.default_rng(self.seed)
-        inputs = [resample_cloud(cloud, self.backend.n_input_points, rng) for cloud in clouds]
+        inputs = [resample_cloud(cloud, self.backend.n_input_points, self._rng(cloud)) for cloud in clouds]
         with torch.inference_mode():
             start = time.perf_counter()
             meshes, n_eval = self._stage2(inputs)

@@ -141,9 +141,15 @@ def default_weight_dirs() -> list[Path]:
 def find_weights(weights: Path | None) -> Path:
     """The checkpoint to use: ``weights`` if given (must exist), else the shipped default."""
     if weights is not None:
-        if not Path(weights).is_file():
+        weights = Path(weights)
+        if weights.is_dir():
+            found = sorted(p.name for p in weights.glob("*.pt"))[:4]
+            hint = f" (it holds {', '.join(found)})" if found else " (it holds no .pt file)"
+            raise CheckpointError(f"is a folder; --weights takes a checkpoint file such as best.pt{hint}",
+                                  path=weights)
+        if not weights.is_file():
             raise CheckpointError("no such checkpoint file", path=weights)
-        return Path(weights)
+        return weights
     for folder in default_weight_dirs():
         candidate = folder / DEFAULT_WEIGHTS
         if candidate.is_file():
@@ -284,6 +290,7 @@ def reconstruct_files(
     opts = options if options is not None else ReconstructOptions()
     start = time.perf_counter()
     _validate(opts, inputs, points)
+    _check_outputs(output, out_dir)
     from recon_cli.pipeline import ExtractOptions
 
     extract = ExtractOptions(
@@ -348,6 +355,16 @@ def _validate(opts: ReconstructOptions, inputs: Sequence[Any], points: Sequence[
     index, count = opts.shard
     if count < 1 or not 0 <= index < count:
         raise InputError(f"bad shard {index}/{count}: need 0 <= I < N")
+
+
+def _check_outputs(output: Path | None, out_dir: Path | None) -> None:
+    """Fail before any image is computed when the output path can never be written."""
+    from recon_cli.io.paths import check_output_file, check_output_folder
+
+    if out_dir is not None:
+        check_output_folder(out_dir)
+    if output is not None:
+        check_output_file(output)
 
 
 def _report(result: FileResult, on_result: Callable[[FileResult], None] | None) -> FileResult:
@@ -465,7 +482,9 @@ def _write(p: _Pending, r: Reconstruction, opts: ReconstructOptions) -> None:
             mask_path = job.output.with_name(f"{job.output.stem}_mask.png")
             result.files.append(str(_save_png(p.mask_image, mask_path)))
         if opts.save_stages:
-            if stage1 is not None:
+            if stage1 is not None and len(stage1.faces) == 0:
+                result.warnings.append("stage 1 gave an empty mesh; no .stage1 file written")
+            elif stage1 is not None:
                 result.files.append(str(save_mesh(stage1, job.sidecar("stage1", "." + job.fmt), fmt=job.fmt)))
             if cloud is not None and len(cloud):
                 result.files.append(str(_save_points(np.asarray(cloud), job.sidecar("points", ".ply"))))

@@ -11,12 +11,23 @@ import typer
 
 from recon_cli import __version__
 
+def _usage_pieces(self: typer.core.TyperArgument, ctx: object) -> list[str]:
+    """Arguments on usage lines the usual way: ROOT, [INPUTS]..., PATHS... (not {root} or {PATHS...}...)."""
+    name = (self.metavar or self.name or "ARG").upper().rstrip(".")
+    if self.nargs != 1:
+        name += "..."
+    return [name if self.required else f"[{name}]"]
+
+
+typer.core.TyperArgument.get_usage_pieces = _usage_pieces  # click's public hook, overridden by Typer
+
 app = typer.Typer(
     name="recon",
     help="Photos to 3D meshes with D-OccNet. Run `recon COMMAND --help` for details.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain usage errors: one "Error: ..." line, not a wrapped box
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

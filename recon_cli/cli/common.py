@@ -6,8 +6,10 @@ documents go to stdout.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -27,19 +29,63 @@ def fail(message: str) -> None:
     err_console.print(f"error: {message}", style="bold red", markup=False, soft_wrap=True)
 
 
+#: errno -> what it means for a path given on the command line.
+_OS_MESSAGES = {
+    errno.EEXIST: "exists and is not a folder",
+    errno.EISDIR: "is a folder, not a file",
+    errno.ENOTDIR: "a part of this path is a file, not a folder",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "read-only file system",
+    errno.ENOSPC: "no space left on the device",
+    errno.ENOENT: "no such file or folder",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError: the path it names and what went wrong."""
+    what = _OS_MESSAGES.get(exc.errno or -1, exc.strerror or str(exc))
+    if exc.filename is not None:
+        return f"{exc.filename}: {what}"
+    return what
+
+
+#: Exceptions Typer turns into exit codes and usage messages itself.
+_PASS_THROUGH: tuple[type[BaseException], ...] = (typer.Exit, typer.Abort, typer.exceptions.TyperException)
+
+
 def guarded(func: F) -> F:
-    """Turn ReconError (and Ctrl-C) raised by a command into one red line and exit 1."""
+    """Turn the failures a command can raise into one red line and an exit code.
+
+    ReconError and OSError (a path of the wrong kind, permissions, a full disk):
+    exit 1. Ctrl-C: exit 130. Anything else is a bug: one line saying so
+    (``RECON_DEBUG=1`` shows the traceback), exit 1. Typer/Click exits and usage
+    errors (exit 2) pass through.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except _PASS_THROUGH:
+            raise
         except ReconError as exc:
             fail(str(exc))
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             fail("interrupted")
             raise typer.Exit(130) from None
+        except OSError as exc:
+            if os.environ.get("RECON_DEBUG"):
+                raise
+            fail(os_error_line(exc))
+            raise typer.Exit(1) from None
+        except Exception as exc:
+            if os.environ.get("RECON_DEBUG"):
+                raise
+            fail(f"internal error ({type(exc).__name__}: {exc})".splitlines()[0]
+                 + "; this is a bug in recon: rerun with RECON_DEBUG=1 for the traceback and report it")
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -88,6 +88,7 @@ def convert(
     `recon convert meshes/ --out-dir stl/ --format stl`.
     """
     from recon_cli.errors import InputError
+    from recon_cli.io.paths import check_output_file, check_output_folder
     from recon_cli.meshops import ConvertOptions, convert_mesh, list_mesh_files
 
     options = ConvertOptions(repair=repair, simplify_faces=simplify, up=up, size=size, ascii=ascii)
@@ -97,6 +98,7 @@ def convert(
                                      param_hint="PATHS")
         if paths[0].is_dir():
             raise typer.BadParameter(f"{paths[0]} is a folder: use --out-dir DIR --format F", param_hint="PATHS")
+        check_output_file(paths[1])
         result = convert_mesh(paths[0], paths[1], fmt=fmt, options=options)
         if as_json:
             print_json(result.to_dict())
@@ -108,6 +110,7 @@ def convert(
         return
     if fmt is None:
         raise typer.BadParameter("--format is required with --out-dir", param_hint="--format")
+    check_output_folder(out_dir)
     if not list_mesh_files(paths):
         raise InputError("no mesh files found in " + ", ".join(map(str, paths)))
     _run_batch(paths, out_dir, fmt, options, as_json=as_json)

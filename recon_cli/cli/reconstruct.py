@@ -68,11 +68,14 @@ def _check_usage(inputs: list[str], points: list[Path], output: Path | None, out
         _usage("give either -o (one output file) or --out-dir (a folder), not both", "-o")
     if output is not None:
         specs = [str(p) for p in points] or inputs
-        many = len(specs) > 1 or any(
-            Path(s).is_dir() or (not Path(s).exists() and has_glob(s)) for s in specs
-        )
-        if many:
-            _usage("-o names one output file but several inputs were given (a folder or glob counts); "
+        if len(specs) > 1:
+            _usage(f"-o names one output file but {len(specs)} inputs were given; use --out-dir DIR", "-o")
+        (spec,) = specs
+        if Path(spec).is_dir():
+            _usage(f"-o names one output file but {spec} is a folder (of any number of images); "
+                   "use --out-dir DIR", "-o")
+        if not Path(spec).exists() and has_glob(spec):
+            _usage(f"-o names one output file but {spec} is a pattern (of any number of files); "
                    "use --out-dir DIR", "-o")
 
 
@@ -152,7 +155,7 @@ def register(app: typer.Typer) -> None:
         save_stages: bool = typer.Option(False, "--save-stages",
                                          help="Also write <stem>.stage1.<ext> and <stem>.points.ply."),
         save_input: bool = typer.Option(False, "--save-input", help="Also write the network input <stem>.input.png."),
-        points: list[Path] = typer.Option(None, "--points",
+        points: list[Path] = typer.Option(None, "--points", metavar="CLOUD",
                                           help="Reconstruct a point cloud (.ply/.xyz/.npy/.npz/.obj/.off) with stage 2."),
         simplify: int = typer.Option(None, "--simplify", min=4, metavar="FACES", help="Simplify meshes to about FACES faces."),
         segment: str = typer.Option("auto", "--segment", callback=_one_of(SEGMENT_METHODS),
@@ -196,10 +199,11 @@ def register(app: typer.Typer) -> None:
             print_json(report.to_dict())
         else:
             summary = report.to_dict()["summary"]
-            err_console.print(f"{summary['ok']} reconstructed, {summary['skipped']} skipped, {summary['failed']} failed "
-                              f"in {report.seconds:.1f} s", markup=False)
+            line = (f"{summary['ok']} reconstructed, {summary['skipped']} skipped, {summary['failed']} failed "
+                    f"in {report.seconds:.1f} s")
+            if failed:  # each failure already has its own error line above
+                line += (": " + ", ".join(Path(r.input).name for r in failed[:5])
+                         + (" ..." if len(failed) > 5 else ""))
+            err_console.print(line, markup=False, style="red" if failed else None)
         if failed:
-            if not json_out:
-                fail(f"{len(failed)} of {len(report.results)} inputs failed: "
-                     + ", ".join(Path(r.input).name for r in failed[:5]) + (" ..." if len(failed) > 5 else ""))
             raise typer.Exit(1)

@@ -97,6 +97,7 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
         raise CheckpointError(f"model name {data['model']!r} does not match config name {cfg.name!r}", path=path)
     model = build_model(cfg, initialize=False)  # every parameter is loaded below (strict)
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in data["state_dict"].items()}
+    _check_finite(state, path)
     try:
         model.load_state_dict(state, strict=True, assign=True)  # adopt the loaded tensors (no copy)
     except RuntimeError as exc:
@@ -104,6 +105,22 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     model.eval().to(device)
     extra = data["extra"] if isinstance(data["extra"], dict) else {}
     return model, cfg, extra
+
+
+def non_finite_tensors(tensors: dict[str, Any]) -> list[str]:
+    """Names of the floating tensors in ``tensors`` holding NaN or infinite values."""
+    return [name for name, value in tensors.items()
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
+
+
+def _check_finite(state: dict[str, Any], path: Path) -> None:
+    """CheckpointError when any weight is NaN or infinite (a diverged or damaged run)."""
+    bad = non_finite_tensors(state)
+    if bad:
+        more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise CheckpointError(
+            f"weights hold NaN or infinite values in {len(bad)} tensor(s): {', '.join(bad[:3])}{more} "
+            "(a diverged or damaged training run?)", path=path)
 
 
 def _check_container(path: Path) -> None:

@@ -35,6 +35,7 @@ Preprocessing (:func:`prepare_image`, :func:`preprocess`)
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +114,7 @@ def read_image(path: str | Path, *, max_pixels: int = MAX_PIXELS, draft: int | N
     if not path.exists():
         raise InputError("no such file", path=path)
     notes: list[str] = []
-    im = _open(path)
+    im = _open(path, max_pixels)
     with im:
         width, height = im.size
         if width * height > max_pixels:
@@ -137,13 +138,16 @@ def read_image(path: str | Path, *, max_pixels: int = MAX_PIXELS, draft: int | N
     return LoadedImage(image, notes, (height, width) if turned else (width, height))
 
 
-def _open(path: Path) -> Image.Image:
+def _open(path: Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"image too large (decompression bomb check: {_one_line(exc)})", path=path) from exc
+        # Pillow's own bomb check fires above ~89 Mpx, before ours can: report it as ours
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        raise InputError(f"image too large: {size} (limit {max_pixels:,})", path=path) from None
     except UnidentifiedImageError as exc:
         raise InputError("not an image (unrecognised or unsupported format)", path=path) from exc
     except OSError as exc:

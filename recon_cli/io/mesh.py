@@ -64,9 +64,15 @@ def mesh_bytes(mesh: trimesh.Trimesh, fmt: str) -> bytes:
 
 
 def save_mesh(mesh: trimesh.Trimesh, path: str | Path, *, fmt: str | None = None) -> Path:
-    """Write ``mesh`` to ``path`` atomically; the format comes from the suffix or ``fmt``."""
+    """Write ``mesh`` to ``path`` atomically; the format comes from the suffix or ``fmt``.
+
+    A mesh with non-finite vertices is refused (InputError); nothing is written.
+    """
     path = Path(path)
-    data = mesh_bytes(mesh, format_for(path, fmt))
+    kind = format_for(path, fmt)
+    if not np.all(np.isfinite(np.asarray(mesh.vertices))):
+        raise InputError("mesh has NaN or infinite vertex coordinates; not written", path=path)
+    data = mesh_bytes(mesh, kind)
     atomic_write_bytes(path, data)
     return path
 
@@ -79,8 +85,13 @@ def load_mesh(path: str | Path) -> trimesh.Trimesh:
     suffix = path.suffix.lower()
     if suffix not in READABLE_SUFFIXES:
         raise InputError(f"unsupported mesh suffix {suffix!r}; readable: {', '.join(READABLE_SUFFIXES)}", path=path)
+    if suffix == ".stl":
+        _check_stl(path)
     try:
         loaded = trimesh.load(str(path), force="mesh", process=False)
+    except IndexError as exc:  # faces naming vertices the file does not have
+        raise InputError(f"malformed mesh: a face refers to a vertex the file does not have ({exc})".splitlines()[0],
+                         path=path) from exc
     except Exception as exc:  # trimesh raises many types for bad files
         raise InputError(f"cannot read mesh ({type(exc).__name__}: {exc})".splitlines()[0], path=path) from exc
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
@@ -88,3 +99,24 @@ def load_mesh(path: str | Path) -> trimesh.Trimesh:
     if not np.all(np.isfinite(loaded.vertices)):
         raise InputError("mesh has non-finite vertex coordinates", path=path)
     return loaded
+
+
+def _check_stl(path: Path) -> None:
+    """InputError unless ``path`` looks like an ASCII STL ('solid' text) or a binary STL whose size
+    matches its triangle count (trimesh otherwise guesses an encoding and fails obscurely)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(84)
+    except OSError as exc:
+        raise InputError(f"cannot read file ({exc.strerror or exc})", path=path) from None
+    if len(head) == 84 and size == 84 + 50 * int.from_bytes(head[80:84], "little"):
+        return  # binary STL (its header may well start with 'solid' too)
+    if head.lstrip()[:5].lower() == b"solid":
+        try:
+            head.decode("ascii")
+            return
+        except UnicodeDecodeError:
+            pass
+    raise InputError("not an STL file: neither ASCII ('solid ...') nor a binary STL of the size its header "
+                     "states (truncated or not a mesh?)", path=path)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -189,6 +190,20 @@ def _check_target(out_dir: Path) -> None:
         raise InputError(f"folder is not empty and holds no {MANIFEST_NAME}; refusing to replace it", path=out_dir)
 
 
+def _check_exportable(model: nn.Module) -> None:
+    """Fail before writing anything: the onnx package is missing, or the weights are not finite."""
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export needs it)
+    except ImportError as exc:
+        raise InputError(f"export-onnx needs the onnx package ({exc}); install it with: "
+                         "pip install 'recon-cli[onnx]'") from None
+    bad = [name for name, value in model.state_dict().items()
+           if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if bad:
+        raise InputError(f"the model's weights hold NaN or infinite values ({', '.join(bad[:3])}"
+                         f"{' ...' if len(bad) > 3 else ''}); refusing to export them")
+
+
 def export_onnx(model: nn.Module, out_dir: str | Path, *, opset: int = DEFAULT_OPSET,
                 on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Export every network of ``model`` (a DOccNet) into ``out_dir``; return the manifest.
@@ -198,6 +213,7 @@ def export_onnx(model: nn.Module, out_dir: str | Path, *, opset: int = DEFAULT_O
     """
     out_dir = Path(out_dir)
     _check_target(out_dir)
+    _check_exportable(model)
     cfg = model.config
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp.", dir=out_dir.parent))
@@ -249,4 +265,8 @@ def verify_export(model: nn.Module, out_dir: str | Path, *, n_points: int = 2048
         c2 = ref.encode_points(cloud)
         diffs["point_encoder"] = float((c2 - ort.encode_points(cloud)).abs().max())
         diffs["decoder2"] = float((ref.decode(2, points, c2) - ort.decode(2, points, c2)).abs().max())
+    bad = [name for name, value in diffs.items() if not math.isfinite(value)]
+    if bad:
+        raise InputError(f"the exported networks give NaN or infinite outputs ({', '.join(bad)}); "
+                         "the export is not usable", path=out_dir)
     return diffs
