@@ -423,26 +423,38 @@ def _save_prediction(out_dir: Path, key: Key, mesh: Any) -> None:
 def evaluate_model(
     root: str | Path, backend: Backend, *, options: EvalOptions = EvalOptions(), extract: Any = None,
     stages: str = "auto", out_dir: str | Path | None = None, describe: dict[str, Any] | None = None,
-    on_progress: ProgressFn | None = None,
+    on_progress: ProgressFn | None = None, views: int = 1, view_choice: str = "first", fusion: str = "logits",
 ) -> EvalRun:
     """Reconstruct each model of the split from view 0 (batched) and score it.
 
     ``extract`` is a :class:`recon_cli.pipeline.ExtractOptions` (default: its defaults);
     ``describe`` adds fields (weights, quality...) to the recorded settings. With
     ``out_dir`` the meshes are kept under ``out_dir/meshes/<synset>/<model>.off``.
+    ``views`` > 1 fuses that many views per model (:mod:`recon_cli.fusion`, strategy
+    ``fusion``): views 0..N-1 (``view_choice="first"``) or N distinct views drawn
+    per model from a seed of (``options.seed``, synset, model) (``"random"``).
     """
     from recon_cli.data.shapenet import load_view
-    from recon_cli.pipeline import ExtractOptions, Reconstructor
+    from recon_cli.fusion import MultiViewReconstructor, check_fusion
+    from recon_cli.pipeline import ExtractOptions
 
     root = Path(root)
     keys = list_models(root, options)
     if not backend.has_stage1:
         raise ConfigError("evaluation from images needs a model with an image encoder (stage 1)")
     extract = extract or ExtractOptions()
-    rec = Reconstructor(backend, options=extract, stages=stages, seed=options.seed)
+    if views < 1:
+        raise ConfigError(f"views must be at least 1, got {views}")
+    if view_choice not in VIEW_CHOICES:
+        raise ConfigError(f"unknown view choice {view_choice!r}; valid: {', '.join(VIEW_CHOICES)}")
+    check_fusion(fusion)
+    multi = views > 1 or view_choice != "first"
+    rec = MultiViewReconstructor(backend, options=extract, stages=stages, seed=options.seed)
+    extra = {"views": views, "view_choice": view_choice, "fusion": fusion} if multi else {}
     settings = _settings("model", options, {"stages": stages, "threshold": extract.threshold,
                                             "resolution0": extract.resolution0,
-                                            "upsampling_steps": extract.upsampling_steps, **(describe or {})})
+                                            "upsampling_steps": extract.upsampling_steps, **extra,
+                                            **(describe or {})})
 
     def produce(batch: list[Key]) -> list[Any]:
         import torch
@@ -451,12 +463,16 @@ def evaluate_model(
         out: list[Any] = [None] * len(batch)
         for i, key in enumerate(batch):
             try:
-                images.append(load_view(root / key[0] / key[1], 0, size=backend.image_size))
+                chosen = choose_views(root / key[0] / key[1], key, views, view_choice, options.seed)
+                images.append(torch.stack([load_view(root / key[0] / key[1], v, size=backend.image_size)
+                                           for v in chosen]))
                 ok.append(i)
             except ReconError as exc:
                 out[i] = exc
         if images:
-            for i, mesh in zip(ok, _reconstruct(rec, torch.stack(images))):
+            made = (_reconstruct(rec, torch.stack([v[0] for v in images])) if not multi
+                    else _reconstruct_views(rec, images, fusion))
+            for i, mesh in zip(ok, made):
                 out[i] = mesh
         return out
 
@@ -479,6 +495,43 @@ def _reconstruct(rec: Any, images: Any) -> list[Any]:
         except Exception as exc:  # noqa: BLE001
             out.append(_failure(exc))
     return out
+
+
+def _reconstruct_views(rec: Any, view_sets: list[Any], fusion: str) -> list[Any]:
+    """Like :func:`_reconstruct` for multi-view sets (one (V, 3, S, S) tensor per model)."""
+    try:
+        return list(rec.reconstruct_views(view_sets, fusion=fusion))
+    except Exception as exc:  # noqa: BLE001 - a per-object failure must not stop the run
+        if len(view_sets) == 1:
+            return [_failure(exc)]
+    out: list[Any] = []
+    for views in view_sets:
+        try:
+            out.append(rec.reconstruct_views([views], fusion=fusion)[0])
+        except Exception as exc:  # noqa: BLE001
+            out.append(_failure(exc))
+    return out
+
+
+#: How ``views`` > 1 views of a model are chosen: the first N, or N random distinct ones (seeded per model).
+VIEW_CHOICES: tuple[str, ...] = ("first", "random")
+
+
+def choose_views(model_dir: Path, key: Key, n: int, choice: str, seed: int) -> list[int]:
+    """The view indices to reconstruct ``key`` from; InputError when the model has fewer than ``n`` views."""
+    if choice == "first" and n == 1:
+        return [0]
+    from recon_cli.data.layout import count_views
+
+    available = count_views(model_dir)
+    if available < n:
+        raise InputError(f"{key[0]}/{key[1]}: {n} views asked for but the model has {available}")
+    if choice == "first":
+        return list(range(n))
+    import zlib
+
+    rng = np.random.default_rng([seed, zlib.crc32(f"{key[0]}/{key[1]}".encode())])
+    return sorted(int(v) for v in rng.choice(available, size=n, replace=False))
 
 
 def _failure(exc: BaseException) -> str:

@@ -40,6 +40,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "recon_cli.cli.eval",
     "recon_cli.cli.convert",
     "recon_cli.cli.onnx",
+    "recon_cli.cli.render",
 )
 
 

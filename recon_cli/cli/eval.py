@@ -110,7 +110,18 @@ def register(app: typer.Typer) -> None:
         raw_chamfer: bool = typer.Option(False, "--raw-chamfer",
                                          help="Print Chamfer-L1, accuracy, completeness unscaled (not x10)."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+        views: int = typer.Option(1, "--views", min=1, help="Fuse N views per model (multi-view reconstruction)."),
+        view_choice: str = typer.Option("first", "--view-choice", metavar="first|random",
+                                        help="Views 0..N-1, or N random distinct views fixed per model by --seed."),
+        fusion: str = typer.Option("logits", "--fusion", metavar="logits|code|cloud",
+                                   help="How the views are fused (see recon reconstruct --fuse)."),
     ) -> None:
+        if view_choice not in ("first", "random"):
+            raise typer.BadParameter("valid: first, random", param_hint="--view-choice")
+        if fusion not in ("logits", "code", "cloud"):
+            raise typer.BadParameter("valid: logits, code, cloud", param_hint="--fusion")
+        if (views > 1 or view_choice != "first") and (meshes is not None or baseline is not None):
+            raise typer.BadParameter("--views and --view-choice apply to --weights models only", param_hint="--views")
         mode = _check_mode(merge=merge, meshes=meshes, weights=weights, baseline=baseline, data=data, shard=shard)
         if model not in MODEL_STAGES:
             raise typer.BadParameter(f"valid: {', '.join(MODEL_STAGES)}", param_hint="--model")
@@ -120,7 +131,8 @@ def register(app: typer.Typer) -> None:
             run = _evaluate(mode, data=data, split=split, categories=categories, weights=weights, model=model,
                             meshes=meshes, limit=limit, out=out, quality=quality, threshold=threshold,
                             batch_size=batch_size, device=device, shard=parse_shard(shard), seed=seed,
-                            samples=samples, show_progress=True)
+                            samples=samples, show_progress=True, views=views, view_choice=view_choice,
+                            fusion=fusion)
         for note in run.notes:
             err_console.print(f"warning: {note}", style="yellow", markup=False)
         if as_json:
@@ -144,7 +156,7 @@ def _merge(sources: list[Path], out: Path | None, data: Path | None) -> Any:
 def _evaluate(mode: str, *, data: Path, split: str, categories: str | None, weights: Path | None, model: str,
               meshes: Path | None, limit: int | None, out: Path | None, quality: str, threshold: float,
               batch_size: int, device: str, shard: tuple[int, int], seed: int, samples: int,
-              show_progress: bool) -> Any:
+              show_progress: bool, views: int = 1, view_choice: str = "first", fusion: str = "logits") -> Any:
     from recon_cli.evaluate import EvalOptions, evaluate_meshes, evaluate_model, evaluate_retrieval
 
     cats = None if categories is None else tuple(c for c in categories.split(",") if c.strip())
@@ -168,7 +180,8 @@ def _evaluate(mode: str, *, data: Path, split: str, categories: str | None, weig
         res0, steps = QUALITY_PRESETS[quality]
         extract = ExtractOptions(resolution0=res0, upsampling_steps=steps, threshold=threshold)
         return evaluate_model(data, backend, options=options, extract=extract, stages=MODEL_STAGES[model],
-                              out_dir=out, describe=describe, on_progress=progress.update)
+                              out_dir=out, describe=describe, on_progress=progress.update, views=views,
+                              view_choice=view_choice, fusion=fusion)
 
 
 class _Progress:

@@ -27,6 +27,7 @@ HELP = (
 )
 
 QUALITIES = ("draft", "standard", "high")
+FUSIONS = ("logits", "code", "cloud")  # recon_cli.fusion.FUSION_STRATEGIES (not imported: keeps --help light)
 FORMATS = ("obj", "ply", "stl", "off", "glb")
 
 
@@ -173,9 +174,29 @@ def register(app: typer.Typer) -> None:
         onnx_dir: Path = typer.Option(None, "--onnx-dir", help="Folder made by `recon export-onnx` (--backend onnx)."),
         shard: str = typer.Option(None, "--shard", help="Process only shard I of N (I/N, 0-based)."),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON document with per-file results on stdout."),
+        fuse: bool = typer.Option(False, "--fuse", help="All photos show ONE object: fuse them into one mesh."),
+        fuse_by: str = typer.Option(None, "--fuse-by", metavar="folder|REGEX",
+                                    help="Batches of objects: one per folder, or per file-name regex group "
+                                         "(e.g. '^(.+)_\\d+' groups sofa_1.jpg, sofa_2.jpg)."),
+        fusion: str = typer.Option(None, "--fusion", callback=_one_of(FUSIONS), metavar="|".join(FUSIONS),
+                                   help="How views are fused (default logits: mean occupancy logits)."),
+        preview: bool = typer.Option(False, "--preview", help="Also render <stem>.png beside each mesh."),
     ) -> None:
         inputs = list(inputs or [])
         points = list(points or [])
+        if fuse or fuse_by is not None:
+            from recon_cli.cli.fuse import check_fuse_usage, run_fused
+
+            check_fuse_usage(points=points, mask=mask, save_input=save_input, save_mask=save_mask, shard=shard,
+                             output=output, out_dir=out_dir)
+            res, steps = _extract_settings(quality, resolution, upsampling_steps)
+            load = dict(weights=weights, device=device, model="auto" if model == "onet-pcl" else model,
+                        resolution=res, upsampling_steps=steps, threshold=threshold, simplify=simplify,
+                        segment=segment if remove_bg else "none", backend=backend, onnx_dir=onnx_dir)
+            run_fused(inputs, fuse_by=fuse_by, fusion=fusion, output=output, out_dir=out_dir, fmt=fmt,
+                      recursive=recursive, load=load, skip_existing=skip_existing, save_stages=save_stages,
+                      preview=preview, json_out=json_out)
+            return
         _check_usage(inputs, points, output, out_dir, mask)
         from recon_cli.cli.eval import parse_shard
         from recon_cli.reconstruct import ReconstructOptions, reconstruct_files
@@ -194,16 +215,26 @@ def register(app: typer.Typer) -> None:
                                        on_start=display.start, on_result=display.result)
         finally:
             display.stop()
-        failed = report.failed
-        if json_out:
-            print_json(report.to_dict())
-        else:
-            summary = report.to_dict()["summary"]
-            line = (f"{summary['ok']} reconstructed, {summary['skipped']} skipped, {summary['failed']} failed "
-                    f"in {report.seconds:.1f} s")
-            if failed:  # each failure already has its own error line above
-                line += (": " + ", ".join(Path(r.input).name for r in failed[:5])
-                         + (" ..." if len(failed) > 5 else ""))
-            err_console.print(line, markup=False, style="red" if failed else None)
-        if failed:
-            raise typer.Exit(1)
+        if preview:
+            from recon_cli.preview import write_previews
+
+            for problem in write_previews(report.results):
+                fail(problem)
+        finish_report(report, json_out=json_out)
+
+
+def finish_report(report: Any, *, json_out: bool) -> None:
+    """Print the JSON document or the summary line (naming failures); exit code 1 when anything failed."""
+    failed = report.failed
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        summary = report.to_dict()["summary"]
+        line = (f"{summary['ok']} reconstructed, {summary['skipped']} skipped, {summary['failed']} failed "
+                f"in {report.seconds:.1f} s")
+        if failed:  # each failure already has its own error line above
+            line += (": " + ", ".join(Path(r.input.split(", ")[0]).name for r in failed[:5])
+                     + (" ..." if len(failed) > 5 else ""))
+        err_console.print(line, markup=False, style="red" if failed else None)
+    if failed:
+        raise typer.Exit(1)
