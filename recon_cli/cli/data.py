@@ -143,3 +143,46 @@ def build(
     if report.failed:
         fail(f"{len(report.failed)} model(s) failed, e.g. {failures[0] if failures else report.failed[0].model_id}")
         raise typer.Exit(1)
+
+
+@data_app.command("photos")
+@guarded
+def photos(
+    root: Path = typer.Argument(..., help="Dataset root (ShapeNet layout)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Folder to write images/, masks/ and index.json into."),
+    split: str = typer.Option("test", "--split", help="Split whose models are pictured: train, val or test."),
+    per_model: int = typer.Option(8, "--per-model", "-n", min=1, help="Photo-like images per model."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the randomisation: the same seed gives the same set."),
+    synth_seed: Optional[int] = typer.Option(
+        None, "--synth-seed", min=0, help="For procedural datasets: the --seed of `recon data synth` (meshes regenerated)."),
+    meshes: Optional[Path] = typer.Option(None, "--meshes", help="Folder holding the models' meshes (<model_id>.<ext>)."),
+    textures: Optional[Path] = typer.Option(None, "--textures", help="Folder of texture images: an extra background family."),
+    size: int = typer.Option(256, "--size", min=32, max=2048, help="Longer side of each image in pixels."),
+    categories: Optional[str] = typer.Option(None, "--categories", "-c", help="Comma-separated names or synset ids."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON report on stdout."),
+) -> None:
+    """Write a photo-like test set: renders of a split's models over held-out backgrounds, with true masks.
+
+    Backgrounds are procedural families (and --textures images) from a seed stream, and two families,
+    never used for training; random light, camera, crop, blur, noise and JPEG (see recon_cli.data.photos).
+    Example: recon data photos data/synth -o data/photos_test --synth-seed 0 --per-model 8
+    """
+    from recon_cli.data.photos import PhotoOptions, list_textures, write_photo_set
+
+    with _progress("photos") as progress:
+        task = progress.add_task("photos", total=None, last="")
+        report = write_photo_set(
+            root, out, split=split, per_model=per_model, seed=seed, synth_seed=synth_seed, meshes=meshes,
+            textures=list_textures(textures) if textures is not None else None, options=PhotoOptions(size=size),
+            categories=[c for c in categories.split(",") if c.strip()] if categories else None,
+            on_progress=lambda done, total, last: progress.update(task, completed=done, total=total, last=last))
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        err_console.print(f"{report.images} images of {report.models} models in {report.seconds:.1f} s -> {out}",
+                          markup=False)
+        for line in report.failed:
+            err_console.print(f"failed {line}", style="red", markup=False, soft_wrap=True)
+    if report.failed:
+        fail(f"{len(report.failed)} model(s) failed, e.g. {report.failed[0]}")
+        raise typer.Exit(1)

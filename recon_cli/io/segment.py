@@ -234,7 +234,10 @@ def grabcut_mask(rgb: np.ndarray, *, fit: BorderFit | None = None, iterations: i
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     bgr = np.ascontiguousarray(small[..., ::-1])
     cv2.setRNGSeed(0)
-    cv2.grabCut(bgr, seeds, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    try:
+        cv2.grabCut(bgr, seeds, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    except cv2.error as exc:  # e.g. too few pixels to fit a colour model
+        raise InputError(f"no object found: GrabCut could not model the image ({str(exc).splitlines()[-1]})") from exc
     mask = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
     mask = _clean(mask)
     alpha = _feather(mask)
@@ -250,10 +253,11 @@ def _grabcut_seeds(shape: tuple[int, int], dist: np.ndarray | None, low: float |
     yy, xx = np.mgrid[0:h, 0:w]
     ellipse = ((xx - w / 2) / (0.30 * w)) ** 2 + ((yy - h / 2) / (0.30 * h)) ** 2 <= 1.0
     seeds[ellipse] = cv2.GC_PR_FGD
+    core = ((xx - w / 2) / (0.12 * w)) ** 2 + ((yy - h / 2) / (0.12 * h)) ** 2 <= 1.0  # always a candidate
     if dist is not None and low is not None:
         inner = ((xx - w / 2) / (0.46 * w)) ** 2 + ((yy - h / 2) / (0.46 * h)) ** 2 <= 1.0
         seeds[inner & (dist > 2.5 * low)] = cv2.GC_PR_FGD
-        seeds[dist < 0.5 * low] = cv2.GC_PR_BGD
+        seeds[(dist < 0.5 * low) & ~core] = cv2.GC_PR_BGD
     seeds[_border_band((h, w))] = cv2.GC_BGD
     return seeds
 
