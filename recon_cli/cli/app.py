@@ -35,6 +35,7 @@ app = typer.Typer(
 COMMAND_MODULES: tuple[str, ...] = (
     "recon_cli.cli.data",
     "recon_cli.cli.synth",
+    "recon_cli.cli.features",
     "recon_cli.cli.reconstruct",
     "recon_cli.cli.train",
     "recon_cli.cli.eval",

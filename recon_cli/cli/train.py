@@ -87,6 +87,7 @@ class _Display:
         self.progress: Any = None
         self.task: Any = None
         self.val = ""
+        self.cache_tasks: dict[str, Any] = {}
 
     def __enter__(self) -> _Display:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
@@ -106,6 +107,15 @@ class _Display:
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         p = self.progress
+        if kind == "cache" and "what" in event:  # feature / near-surface caches, before training starts
+            key = event["what"]
+            if key not in self.cache_tasks:
+                self.cache_tasks[key] = p.add_task(f"cache {key}", total=event["total"], info="")
+            p.update(self.cache_tasks[key], completed=event["done"])
+            return
+        if kind == "message" and self.task is None:
+            p.console.print(event["text"], markup=False)
+            return
         if kind == "start":
             self.task = p.add_task("train", total=event["total_steps"], completed=event["step"], info="")
             p.console.print(

