@@ -55,3 +55,14 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
                            render=RenderOptions(n_views=TINY_N_VIEWS), n_points=TINY_N_POINTS)
     assert not report.failed, report.failed
     return root
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models on a shared 2-core machine: one intra-op thread avoids spin-waiting (10x faster)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -33,6 +33,7 @@ from recon_cli.data.layout import count_views, open_view
 from recon_cli.data.shapenet import image_to_tensor, random_crop
 from recon_cli.errors import DatasetError
 from recon_cli.io.atomic import atomic_path, atomic_write_text
+from recon_cli.training.sampler import WrappedItems
 
 FORMAT_VERSION = 1
 CROP_SCALE = (0.75, 1.0)
@@ -139,7 +140,7 @@ def load_feature_cache(folder: Path, models: Sequence[tuple[str, str]]) -> tuple
     return out, torch.as_tensor([a.shape[0] for a in arrays])
 
 
-class CachedFeatureItems(torch.utils.data.Dataset):
+class CachedFeatureItems(WrappedItems):
     """A training reader (built without images) whose items carry a cached ``feature`` (D,) instead.
 
     The view is drawn uniformly, the variant uniformly when ``augment`` (else 0),
@@ -147,15 +148,8 @@ class CachedFeatureItems(torch.utils.data.Dataset):
     """
 
     def __init__(self, base: Any, features: Tensor, counts: Tensor, *, augment: bool) -> None:
-        self.base, self.features, self.counts, self.augment = base, features, counts, augment
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "base":
-            raise AttributeError(name)
-        return getattr(self.base, name)
+        super().__init__(base)
+        self.features, self.counts, self.augment = features, counts, augment
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.base[index]

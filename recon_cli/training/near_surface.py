@@ -33,6 +33,7 @@ from scipy.spatial import cKDTree
 from recon_cli.data.layout import load_occupancy, load_pointcloud
 from recon_cli.errors import DatasetError
 from recon_cli.io.atomic import atomic_write_bytes
+from recon_cli.training.sampler import WrappedItems
 
 FORMAT_VERSION = 1
 MIN_AGREEMENT = 0.9
@@ -106,7 +107,7 @@ def build_near_surface(root: str | Path, models: Sequence[tuple[str, str]], *, c
     return points, labels, agreements
 
 
-class NearSurfaceItems(torch.utils.data.Dataset):
+class NearSurfaceItems(WrappedItems):
     """Replaces the first ``share`` of each item's uniform query points by near-surface ones.
 
     Picks are drawn from torch's generator (deterministic under ``SeededItems``);
@@ -115,15 +116,8 @@ class NearSurfaceItems(torch.utils.data.Dataset):
 
     def __init__(self, base: Any, points: list[torch.Tensor | None], labels: list[torch.Tensor | None],
                  share: float) -> None:
-        self.base, self.near_points, self.near_labels, self.share = base, points, labels, share
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "base":
-            raise AttributeError(name)
-        return getattr(self.base, name)
+        super().__init__(base)
+        self.near_points, self.near_labels, self.share = points, labels, share
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.base[index]

@@ -59,6 +59,21 @@ class StepBatchSampler(torch.utils.data.Sampler):
             yield [(int(idx[s]), item_seed(self.seed, step, s)) for s in slots]
 
 
+class WrappedItems(torch.utils.data.Dataset):
+    """A dataset wrapper: same length, and the wrapped reader's attributes (``models``, ...) pass through."""
+
+    def __init__(self, base: Any) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "base":  # not set yet (e.g. while unpickling in a worker)
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
+
 class SeededItems(torch.utils.data.Dataset):
     """Wraps a dataset so ``ds[(index, seed)]`` draws its randomness from ``seed``.
 
