@@ -13,6 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# Before any recon module can import torch: idle OpenMP threads sleep instead of spinning
+# (OMP_WAIT_POLICY=PASSIVE unless the environment says otherwise); see recon_cli.runtime.threads.
+from recon_cli.runtime.threads import prepare_environment as _prepare_environment  # noqa: E402
+
+_prepare_environment()
+
 if TYPE_CHECKING:
     from recon_cli.api import EmptyReconstructionError, ReconModel, ReconResult, load_model
 

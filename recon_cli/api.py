@@ -365,7 +365,8 @@ def load_model(
     Args:
         weights: a checkpoint from ``recon train`` (``best.pt``), or None for the shipped default.
         device: "auto" (CUDA when available), "cpu" or "cuda".
-        threads: torch CPU threads (``torch.set_num_threads``, process-wide); None leaves torch's default.
+        threads: CPU threads of the networks (decoder workers, see ``recon reconstruct --threads``);
+            None = ``$RECON_THREADS``, else 2 or fewer cores.
         model: stages to run, as ``recon reconstruct --model``: "auto", "onet" (image stage only) or "doccnet".
         quality: "draft" (65^3), "standard" (129^3) or "high" (257^3) extraction lattice;
             ``resolution`` / ``upsampling_steps`` override it.
@@ -398,18 +399,14 @@ def load_model(
         raise InputError(f"unknown segmentation method {segment!r}; valid: {', '.join(SEGMENT_METHODS)}")
     if max_pixels < 1:
         raise InputError(f"max_pixels must be positive, got {max_pixels}")
-    if threads is not None:
-        if threads < 1:
-            raise InputError(f"threads must be at least 1, got {threads}")
-        import torch
-
-        torch.set_num_threads(threads)
+    if threads is not None and threads < 1:
+        raise InputError(f"threads must be at least 1, got {threads}")
     res0, steps = QUALITY_PRESETS[quality]
     extract = ExtractOptions(resolution0=resolution if resolution is not None else res0,
                              upsampling_steps=upsampling_steps if upsampling_steps is not None else steps,
                              threshold=threshold, simplify_faces=simplify)
     opts = ReconstructOptions(model=model, weights=None if weights is None else Path(weights), backend=backend,
-                              onnx_dir=None if onnx_dir is None else Path(onnx_dir), device=device)
+                              onnx_dir=None if onnx_dir is None else Path(onnx_dir), device=device, threads=threads)
     runtime, described = make_backend(opts)
     stages = _stages(model, runtime, points=False) if runtime.has_stage1 else "auto"
     rec = MultiViewReconstructor(runtime, options=extract, stages=stages, seed=seed)

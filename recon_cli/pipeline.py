@@ -151,6 +151,12 @@ def resample_cloud(points: np.ndarray, n: int, rng: np.random.Generator) -> np.n
     return points
 
 
+def _check_finite(values: np.ndarray, stage: int) -> None:
+    if not np.isfinite(values).all():
+        raise InputError(f"the stage-{stage} network gave NaN or infinite occupancy values "
+                         "(damaged weights or an input it cannot handle); no mesh written")
+
+
 class Reconstructor:
     """Images or point clouds -> meshes with any :class:`Backend` (torch or ONNX)."""
 
@@ -194,13 +200,24 @@ class Reconstructor:
     def _eval_fn(self, stage: int, codes: torch.Tensor) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
         """Eval function for MISE: per-shape point arrays -> per-shape logits.
 
-        Each shape is decoded on its own, in chunks of ``batch_points`` points, so
-        its logits (down to the last bit) do not depend on which other shapes share
-        the batch: a batched forward pass would pad and re-chunk the points by the
-        batch's composition, and different matrix shapes give different rounding.
+        Each shape is decoded on its own, so its logits (down to the last bit) do not
+        depend on which other shapes share the batch: a batched forward pass would pad
+        and re-chunk the points by the batch's composition, and different matrix shapes
+        give different rounding. On the CPU a backend with ``decode_many`` cuts each
+        shape's points into fixed chunks for its worker threads; otherwise (GPU) each
+        shape is decoded ``batch_points`` points at a time.
         """
         backend, device = self.backend, self.backend.device
         chunk = self.options.batch_points
+        decode_many = getattr(backend, "decode_many", None)
+        if decode_many is not None and device.type == "cpu":
+            def evaluate_chunked(queries: Sequence[np.ndarray]) -> list[np.ndarray]:
+                out = decode_many(stage, queries, codes)
+                for values in out:
+                    _check_finite(values, stage)
+                return out
+
+            return evaluate_chunked
 
         def evaluate(queries: Sequence[np.ndarray]) -> list[np.ndarray]:
             out = []
@@ -213,9 +230,7 @@ class Reconstructor:
                 logits = torch.cat([backend.decode(stage, pts[:, s : s + chunk], c) for s in range(0, len(q), chunk)],
                                    dim=1)
                 values = logits[0].float().cpu().numpy()
-                if not np.isfinite(values).all():
-                    raise InputError(f"the stage-{stage} network gave NaN or infinite occupancy values "
-                                     "(damaged weights or an input it cannot handle); no mesh written")
+                _check_finite(values, stage)
                 out.append(values)
             return out
 

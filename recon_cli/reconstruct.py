@@ -65,6 +65,8 @@ class ReconstructOptions:
     shard: tuple[int, int] = (0, 1)
     seed: int = 0
     max_pixels: int = MAX_PIXELS
+    threads: int | None = None  # CPU threads of the networks; None = recon_cli.runtime.threads default
+    precision: str = "float32"  # CPU decoder arithmetic: float32, bfloat16 or auto
 
 
 @dataclass
@@ -175,7 +177,7 @@ def make_backend(options: ReconstructOptions) -> tuple[Backend, str]:
                 f"the ONNX backend needs onnxruntime ({exc}); install it with: pip install 'recon-cli[onnx]'"
             ) from exc
         try:
-            backend = OnnxBackend(options.onnx_dir, device=options.device)
+            backend = OnnxBackend(options.onnx_dir, device=options.device, threads=options.threads)
         except ImportError as exc:
             raise ConfigError(
                 f"the ONNX backend needs onnxruntime ({exc}); install it with: pip install 'recon-cli[onnx]'"
@@ -184,7 +186,8 @@ def make_backend(options: ReconstructOptions) -> tuple[Backend, str]:
     from recon_cli.runtime.torch_backend import TorchBackend
 
     path = find_weights(options.weights)
-    return TorchBackend.from_checkpoint(path, device=options.device), str(path)
+    return TorchBackend.from_checkpoint(path, device=options.device, threads=options.threads,
+                                        precision=options.precision), str(path)
 
 
 def _stages(model: str, backend: Backend, *, points: bool) -> str:

@@ -120,15 +120,20 @@ def test_meshes_with_non_finite_vertices_are_never_written(tmp_path: Path) -> No
 def test_network_producing_nan_fails_that_file_only(tmp_path: Path, weights: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Finite weights can still give NaN (overflow): the file fails by name, nothing is written."""
+    from recon_cli.runtime.decoder_kernel import DecoderKernel
     from recon_cli.runtime.torch_backend import TorchBackend
 
-    real = TorchBackend.decode
+    real, real_run = TorchBackend.decode, DecoderKernel.run
 
     def decode(self, stage, points, c):  # noqa: ANN001, ANN202
         out = real(self, stage, points, c)
         return out * float("nan") if float(c.abs().sum()) > 0 else out
 
+    def run(self, params, points):  # noqa: ANN001, ANN202 - the CPU hot path (chunked decode_many)
+        return real_run(self, params, points) * float("nan")
+
     monkeypatch.setattr(TorchBackend, "decode", decode)
+    monkeypatch.setattr(DecoderKernel, "run", run)
     photo = _photo(tmp_path / "a.png")
     result = runner.invoke(app, ["reconstruct", str(photo), "-o", str(tmp_path / "a.obj"), "--weights", str(weights),
                                  *FAST])

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from recon_cli.cli.common import err_console, guarded, print_json
+from recon_cli.cli.options import threads_option, use_threads
 
 #: --model -> Reconstructor stages.
 MODEL_STAGES: dict[str, str] = {"auto": "auto", "onet": "1", "doccnet": "1+2"}
@@ -115,7 +116,9 @@ def register(app: typer.Typer) -> None:
                                         help="Views 0..N-1, or N random distinct views fixed per model by --seed."),
         fusion: str = typer.Option("logits", "--fusion", metavar="logits|code|cloud",
                                    help="How the views are fused (see recon reconstruct --fuse)."),
+        threads: int = threads_option(),
     ) -> None:
+        use_threads(threads)
         if view_choice not in ("first", "random"):
             raise typer.BadParameter("valid: first, random", param_hint="--view-choice")
         if fusion not in ("logits", "code", "cloud"):

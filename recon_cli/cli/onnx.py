@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from recon_cli.cli.common import err_console, guarded, print_json
+from recon_cli.cli.options import threads_option, use_threads
 
 
 def export_onnx(
@@ -16,12 +17,14 @@ def export_onnx(
     verify: bool = typer.Option(
         True, "--verify/--no-verify", help="Compare onnxruntime (CPU) with torch on random inputs."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest (and check results) as JSON on stdout."),
+    threads: int = threads_option(),
 ) -> None:
     """Export the image encoder, point encoder and decoders of a checkpoint as ONNX models.
 
     The folder gets one .onnx per network (dynamic batch and point-count axes) and
     recon_onnx.json; use it with `recon reconstruct --backend onnx --onnx-dir DIR`.
     """
+    use_threads(threads)
     from recon_cli.errors import InputError
     from recon_cli.io.checkpoint import load_checkpoint
     from recon_cli.runtime.onnx_export import MANIFEST_NAME, export_onnx as export, verify_export

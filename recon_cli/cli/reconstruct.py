@@ -8,7 +8,8 @@ from typing import Any
 import typer
 
 from recon_cli.cli.common import err_console, fail, guarded, print_json
-from recon_cli.io.segment import SEGMENT_METHODS
+from recon_cli.io.choices import SEGMENT_METHODS
+from recon_cli.cli.options import PRECISION_HELP, threads_option, use_threads
 
 HELP = (
     "Reconstruct 3D meshes from photos with D-OccNet (image -> OccNet mesh -> 300 points -> final mesh).\n\n"
@@ -173,6 +174,9 @@ def register(app: typer.Typer) -> None:
                                     help="Runtime: torch, or onnxruntime with --onnx-dir."),
         onnx_dir: Path = typer.Option(None, "--onnx-dir", help="Folder made by `recon export-onnx` (--backend onnx)."),
         shard: str = typer.Option(None, "--shard", help="Process only shard I of N (I/N, 0-based)."),
+        threads: int = threads_option(),
+        precision: str = typer.Option("float32", "--precision", callback=_one_of(["auto", "float32", "bfloat16"]),
+                                      metavar="auto|float32|bfloat16", help=PRECISION_HELP),
         json_out: bool = typer.Option(False, "--json", help="Print one JSON document with per-file results on stdout."),
         fuse: bool = typer.Option(False, "--fuse", help="All photos show ONE object: fuse them into one mesh."),
         fuse_by: str = typer.Option(None, "--fuse-by", metavar="folder|REGEX",
@@ -182,6 +186,7 @@ def register(app: typer.Typer) -> None:
                                    help="How views are fused (default logits: mean occupancy logits)."),
         preview: bool = typer.Option(False, "--preview", help="Also render <stem>.png beside each mesh."),
     ) -> None:
+        threads = use_threads(threads)
         inputs = list(inputs or [])
         points = list(points or [])
         if fuse or fuse_by is not None:
@@ -208,6 +213,7 @@ def register(app: typer.Typer) -> None:
             batch_size=batch_size, fmt=fmt, recursive=recursive, skip_existing=skip_existing,
             save_stages=save_stages, save_input=save_input, remove_bg=remove_bg, segment=segment, mask=mask,
             save_mask=save_mask, shard=parse_shard(shard),
+            threads=threads, precision=precision,
         )
         display = _Display(quiet=json_out)
         try:

@@ -6,8 +6,9 @@ its (closed) box lie on both sides of the level; rounds go on until nothing new
 is queried. Lattice point p of the finest lattice (R = resolution0 * 2**steps)
 maps to x = box * (p / R - 0.5) (see :mod:`recon_cli.extract.grid`).
 
-All bookkeeping is array work (max pooling over the finest lattice, no Python
-loop over voxels). The field to extract is a function of points: ``eval_fn``
+All bookkeeping is array work on the evaluated points and the voxels that
+change (no pass over the finest lattice until the final field is built, no
+Python loop over voxels). The field to extract is a function of points: ``eval_fn``
 maps an (N, 3) float32 array to N logits (:func:`mise`), or, for several shapes
 advanced together, a list of per-shape arrays to a list of logits
 (:func:`mise_batched`): each round then makes one call over all shapes' points.
@@ -37,8 +38,16 @@ class MiseResult:
 class MISE:
     """State of one shape's extraction: call :meth:`query`, evaluate, :meth:`update`, repeat.
 
-    The bookkeeping is numpy (single-threaded, so it does not fight the model's
-    thread pool for the cores); only the model evaluation is parallel.
+    Bookkeeping scales with the surface, not the volume: evaluated points are
+    kept as flat lattice indices with their values; for every level a voxel
+    grid (at most (R/2)^3) records whether some known point in the voxel's
+    closed box is inside and whether one is outside, updated only from the
+    points of each round; new points are found from the voxels just split.
+    Only a boolean "known" mask and the value array are lattice-sized, and they
+    are touched only at evaluated points (:meth:`to_dense` builds the full field
+    once at the end). The points queried, round by round and in the same
+    (C) order, and the field are exactly those of a dense-array implementation
+    (the tests keep one as the oracle). numpy, single-threaded.
     """
 
     def __init__(self, resolution0: int, upsampling_steps: int, level: float, *, padding: float = PADDING) -> None:
@@ -50,16 +59,22 @@ class MISE:
         self.padding = padding
         self.resolution = final_resolution(resolution0, upsampling_steps)
         n = self.resolution + 1
-        self.values = np.zeros((n, n, n), dtype=np.float32)
-        # known points, split by side of the level
-        self.inside = np.zeros((n, n, n), dtype=bool)
-        self.outside = np.zeros((n, n, n), dtype=bool)
-        self.unknown = np.ones((n, n, n), dtype=bool)
-        self.split = [np.zeros((self._res(l),) * 3, dtype=bool) for l in range(self.steps)]
-        self.exists = [np.zeros((self._res(l),) * 3, dtype=bool) for l in range(self.steps + 1)]
-        self.exists[0][...] = True
+        self._n = n
+        # lattice-sized, but only written at evaluated points (np.zeros maps pages lazily)
+        self._values = np.zeros(n**3, dtype=np.float32)
+        self._known = np.zeros(n**3, dtype=bool)
+        self._scratch = np.empty(n**3, dtype=np.int32)  # for de-duplicating indices; never read unwritten
+        self._known_idx: list[np.ndarray] = []  # flat indices evaluated, per round
+        # per level l < steps: voxel flags (r_l^3, flat); exists[steps] is implied by split[steps - 1]
+        self._split = [np.zeros(self._res(l) ** 3, dtype=bool) for l in range(self.steps)]
+        self._exists = [np.zeros(self._res(l) ** 3, dtype=bool) for l in range(self.steps)]
+        self._has_in = [np.zeros(self._res(l) ** 3, dtype=bool) for l in range(self.steps)]
+        self._has_out = [np.zeros(self._res(l) ** 3, dtype=bool) for l in range(self.steps)]
+        if self.steps:
+            self._exists[0][:] = True
         axis = np.arange(0, n, self._stride(0))
-        self._pending = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)  # (M, 3), C order
+        coarse = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)  # C order
+        self._pending = (coarse[:, 0] * n + coarse[:, 1]) * n + coarse[:, 2]  # flat indices, ascending
         self.n_evaluated = 0
         self.rounds = 0
 
@@ -69,10 +84,24 @@ class MISE:
     def _stride(self, level: int) -> int:
         return 2 ** (self.steps - level)
 
+    def _coords(self, flat: np.ndarray) -> np.ndarray:
+        n = self._n
+        return np.stack([flat // (n * n), flat // n % n, flat % n], axis=1)
+
+    @property
+    def values(self) -> np.ndarray:
+        """(R+1)^3 float32: evaluated values (zeros elsewhere)."""
+        return self._values.reshape((self._n,) * 3)
+
     @property
     def known(self) -> np.ndarray:
         """(R+1)^3 bool: which lattice points have been evaluated."""
-        return ~self.unknown
+        return self._known.reshape((self._n,) * 3)
+
+    @property
+    def unknown(self) -> np.ndarray:
+        """(R+1)^3 bool: which lattice points have not been evaluated."""
+        return ~self.known
 
     @property
     def done(self) -> bool:
@@ -81,26 +110,43 @@ class MISE:
 
     def query(self) -> np.ndarray:
         """World coordinates (M, 3) float32 of the points to evaluate next (empty when done)."""
-        return (box_size(self.padding) * (self._pending / self.resolution - 0.5)).astype(np.float32)
+        return (box_size(self.padding) * (self._coords(self._pending) / self.resolution - 0.5)).astype(np.float32)
 
     def update(self, logits: np.ndarray) -> None:
         """Store the values of the last query, then subdivide until new points are needed."""
         logits = np.asarray(logits, dtype=np.float32).reshape(-1)
         if len(logits) != len(self._pending):
             raise ValueError(f"expected {len(self._pending)} values, got {len(logits)}")
-        idx = tuple(self._pending.T)
-        self.values[idx] = logits
+        flat = self._pending
+        self._values[flat] = logits
+        self._known[flat] = True
+        self._known_idx.append(flat)
         above = logits > self.level
-        self.inside[idx] = above
-        self.outside[idx] = ~above
-        self.unknown[idx] = False
+        coords = self._coords(flat)
+        for level in range(self.steps):
+            self._mark_boxes(level, coords[above], self._has_in[level])
+            self._mark_boxes(level, coords[~above], self._has_out[level])
         self.n_evaluated += len(logits)
         self.rounds += 1
         self._pending = self._advance()
 
+    def _mark_boxes(self, level: int, coords: np.ndarray, flags: np.ndarray) -> None:
+        """Set ``flags`` of every level-``level`` voxel whose closed box holds one of the points.
+
+        Along an axis, point p lies in voxel i's closed box [i*s, i*s+s] for
+        i = p // s, and also for i = p // s - 1 when p is a multiple of s.
+        """
+        if len(coords) == 0:
+            return
+        s, r = self._stride(level), self._res(level)
+        hi = np.minimum(coords // s, r - 1)
+        lo = np.maximum((coords + s - 1) // s - 1, 0)
+        for pick in range(8):
+            idx = [lo[:, a] if pick >> a & 1 else hi[:, a] for a in range(3)]
+            flags[(idx[0] * r + idx[1]) * r + idx[2]] = True
+
     def _advance(self) -> np.ndarray:
-        """Subdivide straddling voxels; return the unknown lattice points their children need."""
-        n = self.resolution + 1
+        """Subdivide straddling voxels; return the unknown lattice points their children need (flat, sorted)."""
         while True:
             found, changed = [], False
             for level in range(self.steps):
@@ -108,95 +154,88 @@ class MISE:
                 if newly is None:
                     continue
                 changed = True
-                s = self._stride(level + 1)
-                corners = _child_corners(newly)  # (2r+1,)^3 on the lattice of stride s
-                corners &= self.unknown[::s, ::s, ::s]
-                if corners.any():
-                    found.append(np.argwhere(corners) * s)
+                corners = self._child_corners(level, newly)
+                corners = corners[~self._known[corners]]
+                if len(corners):
+                    found.append(corners)
             if not changed:
-                return np.zeros((0, 3), dtype=np.int64)
+                return np.zeros(0, dtype=np.int64)
             if found:
-                if len(found) == 1:
-                    return found[0]
-                flat = np.unique(np.concatenate([(f[:, 0] * n + f[:, 1]) * n + f[:, 2] for f in found]))
-                return np.stack([flat // (n * n), flat // n % n, flat % n], axis=1)
+                return self._unique(np.concatenate(found))
+
+    def _unique(self, flat: np.ndarray) -> np.ndarray:
+        """Sorted unique values of ``flat`` (lattice indices), in time linear in its length.
+
+        Each index writes its position into a lattice-sized scratch array; the
+        positions that survive (the last writer of each index) are the unique ones.
+        """
+        if len(flat) >= 2**31:
+            return np.unique(flat)
+        order = np.arange(len(flat), dtype=np.int32)
+        self._scratch[flat] = order
+        return np.sort(flat[self._scratch[flat] == order])
 
     def _subdivide(self, level: int) -> np.ndarray | None:
-        """Mark straddling leaf voxels of ``level`` as split; return the new ones as a mask (or None)."""
-        candidates = self.exists[level] & ~self.split[level]
-        if not candidates.any():
+        """Mark straddling leaf voxels of ``level`` as split; return them (flat voxel indices) or None."""
+        newly = np.flatnonzero(self._exists[level] & ~self._split[level] & self._has_in[level] & self._has_out[level])
+        if len(newly) == 0:
             return None
-        s = self._stride(level)
-        newly = candidates & _box_any(self.inside, s) & _box_any(self.outside, s)  # (r, r, r)
-        if not newly.any():
-            return None
-        self.split[level] |= newly
-        self.exists[level + 1] |= _upsample2(newly)
+        self._split[level][newly] = True
+        if level + 1 < self.steps:
+            self._exists[level + 1][self._children(level, newly)] = True
         return newly
+
+    def _children(self, level: int, voxels: np.ndarray) -> np.ndarray:
+        """Flat indices (8k,) on level + 1 of the children of level-``level`` voxels (flat, (k,))."""
+        r = self._res(level)
+        v = np.stack([voxels // (r * r), voxels // r % r, voxels % r], axis=1) * 2
+        out = [((v[:, 0] + a) * 2 * r + v[:, 1] + b) * 2 * r + v[:, 2] + c
+               for a in (0, 1) for b in (0, 1) for c in (0, 1)]
+        return np.concatenate(out)
+
+    def _child_corners(self, level: int, voxels: np.ndarray) -> np.ndarray:
+        """Flat lattice indices of the corners of the children of level-``level`` voxels (27 per voxel)."""
+        r, n, s = self._res(level), self._n, self._stride(level + 1)
+        v = np.stack([voxels // (r * r), voxels // r % r, voxels % r], axis=1) * (2 * s)
+        steps = np.arange(3) * s
+        x = (v[:, 0, None] + steps) * (n * n)  # (k, 3)
+        y = (v[:, 1, None] + steps) * n
+        z = v[:, 2, None] + steps
+        return (x[:, :, None, None] + y[:, None, :, None] + z[:, None, None, :]).reshape(-1)
 
     def to_dense(self) -> np.ndarray:
         """The (R+1)^3 field: known values, other points trilinear from their leaf voxel."""
         known = self.known
+        values = self.values
         s0 = self._stride(0)
-        dense = self.values[::s0, ::s0, ::s0]
+        dense = np.ascontiguousarray(values[::s0, ::s0, ::s0])
         for level in range(1, self.steps + 1):
             s = self._stride(level)
-            dense = np.where(known[::s, ::s, ::s], self.values[::s, ::s, ::s], _interp2(dense))
-        return np.ascontiguousarray(dense, dtype=np.float32)
+            dense = _interp2(dense)
+            np.copyto(dense, values[::s, ::s, ::s], where=known[::s, ::s, ::s])
+        return dense
 
     def result(self) -> MiseResult:
         """The dense field and statistics."""
         return MiseResult(self.to_dense(), self.n_evaluated, self.rounds)
 
 
-def _box_any(grid: np.ndarray, s: int) -> np.ndarray:
-    """Any over every closed box [i*s, i*s+s]^3: (r*s+1,)^3 bool -> (r,)^3, separably (3 passes)."""
-    out = grid
-    for axis in range(3):
-        r = (out.shape[axis] - 1) // s
-        index = [slice(None)] * 3
-        acc = None
-        for offset in range(s + 1):  # the s + 1 points of each closed interval along ``axis``
-            index[axis] = slice(offset, offset + r * s, s)
-            part = out[tuple(index)]
-            acc = part.copy() if acc is None else np.logical_or(acc, part, out=acc)
-        out = acc
-    return out
-
-
-def _child_corners(voxels: np.ndarray) -> np.ndarray:
-    """(r,)^3 voxel mask -> (2r+1,)^3 mask of the corners of their 8 children each.
-
-    Along each axis, point q of the finer lattice is a child corner of voxel i when
-    2i <= q <= 2i + 2: even q = 2i belongs to voxels i - 1 and i, odd q = 2i + 1 to voxel i.
-    """
-    out = voxels
-    for axis in range(3):
-        moved = np.moveaxis(out, axis, 0)
-        r = moved.shape[0]
-        fine = np.zeros((2 * r + 1, *moved.shape[1:]), dtype=bool)
-        fine[1::2] = moved
-        fine[0:-1:2] |= moved
-        fine[2::2] |= moved
-        out = np.moveaxis(fine, 0, axis)
-    return out
-
-
-def _upsample2(mask: np.ndarray) -> np.ndarray:
-    """Nearest-neighbour x2 upsampling of an (r, r, r) mask -> (2r, 2r, 2r)."""
-    r0, r1, r2 = mask.shape
-    return np.broadcast_to(mask[:, None, :, None, :, None], (r0, 2, r1, 2, r2, 2)).reshape(2 * r0, 2 * r1, 2 * r2)
-
-
 def _interp2(grid: np.ndarray) -> np.ndarray:
-    """Trilinear x2 refinement of a lattice: (r+1,)^3 -> (2r+1,)^3 (old points kept, midpoints averaged)."""
-    out = grid
-    for axis in range(3):
-        out = np.moveaxis(out, axis, 0)
-        fine = np.empty((2 * out.shape[0] - 1, *out.shape[1:]), dtype=np.float32)
-        fine[0::2] = out
-        fine[1::2] = 0.5 * (out[:-1] + out[1:])
-        out = np.moveaxis(fine, 0, axis)
+    """Trilinear x2 refinement of a lattice: (r+1,)^3 -> (2r+1,)^3 (old points kept, midpoints averaged).
+
+    Midpoints along axis 0, then 1, then 2 (each pass averages values of the previous ones),
+    written straight into the output.
+    """
+    r0, r1, r2 = (d - 1 for d in grid.shape)
+    out = np.empty((2 * r0 + 1, 2 * r1 + 1, 2 * r2 + 1), dtype=np.float32)
+    even = out[::2, ::2, ::2]
+    even[...] = grid
+    np.add(grid[:-1], grid[1:], out=out[1::2, ::2, ::2])
+    out[1::2, ::2, ::2] *= 0.5
+    np.add(out[:, 0:-1:2, ::2], out[:, 2::2, ::2], out=out[:, 1::2, ::2])
+    out[:, 1::2, ::2] *= 0.5
+    np.add(out[:, :, 0:-1:2], out[:, :, 2::2], out=out[:, :, 1::2])
+    out[:, :, 1::2] *= 0.5
     return out
 
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
-import trimesh
+from typing import TYPE_CHECKING
 
 from recon_cli.errors import InputError
 from recon_cli.io.atomic import atomic_write_bytes
 
-Exporter = Callable[[trimesh.Trimesh], bytes]
+if TYPE_CHECKING:  # trimesh (about 0.4 s to import) loads only when a mesh is read or written
+    import trimesh
+
+Exporter = Callable[["trimesh.Trimesh"], bytes]
 
 
 def _export(file_type: str, **kwargs: object) -> Exporter:
@@ -70,6 +71,8 @@ def save_mesh(mesh: trimesh.Trimesh, path: str | Path, *, fmt: str | None = None
     """
     path = Path(path)
     kind = format_for(path, fmt)
+    import numpy as np
+
     if not np.all(np.isfinite(np.asarray(mesh.vertices))):
         raise InputError("mesh has NaN or infinite vertex coordinates; not written", path=path)
     data = mesh_bytes(mesh, kind)
@@ -79,6 +82,9 @@ def save_mesh(mesh: trimesh.Trimesh, path: str | Path, *, fmt: str | None = None
 
 def load_mesh(path: str | Path) -> trimesh.Trimesh:
     """Read a mesh file (scenes are concatenated); raise InputError naming the file."""
+    import numpy as np
+    import trimesh
+
     path = Path(path)
     if not path.is_file():
         raise InputError("no such mesh file", path=path)

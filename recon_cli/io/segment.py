@@ -40,9 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recon_cli.errors import InputError
-
-#: Choices of ``--segment``.
-SEGMENT_METHODS: tuple[str, ...] = ("auto", "border", "grabcut", "none")
+from recon_cli.io.choices import SEGMENT_METHODS  # noqa: F401 - choices of ``--segment`` (import-free module)
 
 #: Longer side of the copy on which the border model runs (mask then upsampled).
 MASK_SIZE: int = 512

@@ -9,6 +9,7 @@ CPU provider otherwise.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,21 +108,32 @@ def session_options(threads: int | None = None, optimization: str = "all") -> An
 
 
 class OnnxBackend:
-    """Runs an exported model with onnxruntime; implements :class:`recon_cli.runtime.base.Backend`."""
+    """Runs an exported model with onnxruntime; implements :class:`recon_cli.runtime.base.Backend`.
+
+    On the CPU provider every session runs single-threaded and ``threads``
+    workers (None = the process's choice, :mod:`recon_cli.runtime.threads`)
+    evaluate whole chunks of points in parallel (:meth:`decode_many`).
+    """
 
     def __init__(self, onnx_dir: str | Path, *, device: str | torch.device = "auto", threads: int | None = None,
                  optimization: str = "all") -> None:
+        from recon_cli.runtime.parallel import ChunkPool
+        from recon_cli.runtime.threads import chosen_threads
+
         ort = _import_ort()
         self.cpu_chunk = CPU_CHUNK
         self.onnx_dir = Path(onnx_dir)
         self.manifest = read_manifest(self.onnx_dir)
         self.providers = _providers(device)
+        self.threads = threads if threads is not None else chosen_threads()
+        self._pool = ChunkPool(self.threads)
         self.has_stage1 = bool(self.manifest["has_stage1"])
         self.has_stage2 = bool(self.manifest["has_stage2"])
         self.image_size = int(self.manifest["image_size"])
         self.n_input_points = int(self.manifest["n_input_points"])
         self.model_name = str(self.manifest["model"])
-        options = session_options(threads, optimization)
+        on_cpu = self.providers == ["CPUExecutionProvider"]
+        options = session_options(1 if on_cpu else self.threads, optimization)
         self._sessions: dict[str, Any] = {}
         for name in self._networks():
             path = self._network_path(name)
@@ -217,3 +229,28 @@ class OnnxBackend:
         parts = [self._run(name, {"p": points[:, i:i + step], "c": c}, (b, min(step, n - i)))
                  for i in range(0, n, step)]
         return torch.cat(parts, dim=1)
+
+    def decode_many(self, stage: int, queries: Sequence[np.ndarray], codes: Tensor) -> list[np.ndarray]:
+        """Per-shape points (M_i, 3) float32 and codes (B, c) -> per-shape logits (M_i,); CPU provider only.
+
+        Each shape's points go in fixed chunks of ``cpu_chunk`` over the worker threads.
+        """
+        if len(queries) != len(codes):
+            raise ValueError(f"{len(queries)} point sets for {len(codes)} codes")
+        if self.device.type != "cpu":
+            raise ValueError("decode_many runs on the CPU provider; use decode on a GPU")
+        from recon_cli.runtime.parallel import map_chunks
+
+        session = self._session(f"decoder{stage}")
+        code_arrays = [np.ascontiguousarray(codes[i : i + 1].detach().to("cpu", torch.float32).numpy())
+                       for i in range(len(codes))]
+
+        def run(i: int, chunk: np.ndarray) -> np.ndarray:
+            (out,) = session.run(None, {"p": chunk[None], "c": code_arrays[i]})
+            return out[0]
+
+        return map_chunks(self._pool, queries, self.cpu_chunk, run)
+
+    def close(self) -> None:
+        """Stop the decoder's worker threads."""
+        self._pool.close()

@@ -1,20 +1,44 @@
-"""Torch runtime: a DOccNet in eval mode on one device, behind the Backend protocol."""
+"""Torch runtime: a DOccNet in eval mode on one device, behind the Backend protocol.
+
+On the CPU the decoder hot loop goes through :meth:`TorchBackend.decode_many`:
+each shape's query points are cut into fixed chunks of :data:`CPU_CHUNK`
+points that ``threads`` single-threaded workers evaluate
+(:class:`recon_cli.runtime.parallel.ChunkPool`) with the
+:class:`recon_cli.runtime.decoder_kernel.DecoderKernel` of the chosen
+``precision`` (float32, or bfloat16 on CPUs with native bf16). Chunks never mix
+shapes, so a shape's logits do not depend on what else is in the batch.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from recon_cli.models import DOccNet
 from recon_cli.runtime.base import resolve_device
+from recon_cli.runtime.decoder_kernel import DecoderKernel, resolve_precision
+from recon_cli.runtime.parallel import ChunkPool, map_chunks
+from recon_cli.runtime.threads import chosen_threads, torch_threads
+
+#: Query points per chunk on the CPU (activations stay in cache; measured in benchmarks/bench_decoder.py).
+CPU_CHUNK = 4096
 
 
 class TorchBackend:
-    """Runs a :class:`DOccNet` (always in ``eval()`` mode, under ``torch.inference_mode``)."""
+    """Runs a :class:`DOccNet` (always in ``eval()`` mode, under ``torch.inference_mode``).
 
-    def __init__(self, model: DOccNet, *, device: str | torch.device = "cpu") -> None:
+    ``threads``: CPU worker threads of the decoder (None = the process's choice,
+    see :mod:`recon_cli.runtime.threads`); ``precision``: "float32" (default,
+    the model's own numbers), "bfloat16" or "auto" (bfloat16 where the CPU has
+    native bf16 matrix instructions).
+    """
+
+    def __init__(self, model: DOccNet, *, device: str | torch.device = "cpu", threads: int | None = None,
+                 precision: str = "float32") -> None:
         self.device = resolve_device(device)
         self.model = model.eval().to(self.device)
         cfg = model.config
@@ -23,15 +47,23 @@ class TorchBackend:
         self.has_stage2 = model.stage2 is not None
         self.image_size = cfg.image_encoder.image_size
         self.n_input_points = cfg.n_input_points
+        self.precision = resolve_precision(precision, self.device)
+        if self.device.type != "cpu":
+            self.precision = "float32"
+        self.threads = threads if threads is not None else chosen_threads()
+        self.cpu_chunk = CPU_CHUNK
+        self._kernels: dict[int, DecoderKernel] = {}
+        self._pool = ChunkPool(self.threads)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu") -> TorchBackend:
+    def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu", threads: int | None = None,
+                        precision: str = "float32") -> TorchBackend:
         """Load a checkpoint file (CheckpointError naming it on problems)."""
         from recon_cli.io.checkpoint import load_checkpoint
 
         dev = resolve_device(device)
         model, _cfg, _extra = load_checkpoint(path, device=dev)
-        return cls(model, device=dev)
+        return cls(model, device=dev, threads=threads, precision=precision)
 
     @torch.inference_mode()
     def encode_image(self, images: Tensor) -> Tensor:
@@ -47,3 +79,33 @@ class TorchBackend:
     def decode(self, stage: int, points: Tensor, c: Tensor) -> Tensor:
         """points (B, N, 3), codes (B, c) -> logits (B, N)."""
         return self.model.stage(stage).decode(points.to(self.device, torch.float32), c.to(self.device))
+
+    def _kernel(self, stage: int) -> DecoderKernel:
+        kernel = self._kernels.get(stage)
+        if kernel is None:
+            kernel = self._kernels[stage] = DecoderKernel(self.model.stage(stage).decoder, self.precision)
+        return kernel
+
+    def decode_many(self, stage: int, queries: Sequence[np.ndarray], codes: Tensor) -> list[np.ndarray]:
+        """Per-shape points (M_i, 3) float32 and codes (B, c) -> per-shape logits (M_i,) float32.
+
+        CPU only (fixed chunks per shape over the worker threads, torch at one
+        intra-op thread meanwhile); on a GPU use :meth:`decode` on padded batches.
+        """
+        if len(queries) != len(codes):
+            raise ValueError(f"{len(queries)} point sets for {len(codes)} codes")
+        if self.device.type != "cpu":
+            raise ValueError("decode_many runs on the CPU; use decode on a GPU")
+        with torch_threads(1):
+            return self._decode_chunks(stage, queries, codes)
+
+    def _decode_chunks(self, stage: int, queries: Sequence[np.ndarray], codes: Tensor) -> list[np.ndarray]:
+        kernel = self._kernel(stage)
+        params = kernel.prepare(codes)
+        return map_chunks(self._pool, queries, self.cpu_chunk,
+                          lambda i, chunk: kernel.run(params[i], torch.from_numpy(chunk)).numpy())
+
+    def close(self) -> None:
+        """Stop the decoder's worker threads."""
+        self._pool.close()
+
