@@ -223,6 +223,19 @@ class ReconModel:
         result.seconds = time.perf_counter() - start
         return result if return_details else result.mesh
 
+    def reconstruct_prepared(self, views: Sequence[PreparedView], *, fuse: bool = False,
+                             fusion: str | None = None) -> ReconResult:
+        """Reconstruct one object from views made by :meth:`prepare` (several need ``fuse=True``)."""
+        views = list(views)
+        if not views:
+            raise InputError("no input photos given")
+        if len(views) > 1 and not fuse:
+            raise InputError("several views given: pass fuse=True to fuse photos of one object")
+        start = time.perf_counter()
+        result = self._run([views], fusion=fusion if fuse else None)[0]
+        result.seconds = time.perf_counter() - start
+        return result
+
     def reconstruct_many(self, inputs: Iterable[ImageInput], *, return_details: bool = False,
                          return_exceptions: bool = False,
                          on_result: Callable[[int, trimesh.Trimesh | ReconResult | ReconError], None] | None = None,

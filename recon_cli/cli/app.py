@@ -42,6 +42,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "recon_cli.cli.convert",
     "recon_cli.cli.onnx",
     "recon_cli.cli.render",
+    "recon_cli.cli.serve",
 )
 
 

@@ -1,0 +1,1 @@
+"""`recon serve`: a local web page for reconstructions (FastAPI app, job queue, offline static files)."""
