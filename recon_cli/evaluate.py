@@ -16,8 +16,10 @@ with ``shard=(I, N)`` (model k of the split list belongs to shard k % N).
 :func:`merge_results` combines shard folders. Per-model sampling seeds depend
 only on (synset, model, seed), so sharded and unsharded runs agree exactly.
 
-Models whose ground-truth files are missing or corrupt cannot be scored; they
-are reported in ``skipped`` (and the summary) and are not part of any mean.
+Models whose ground-truth files or input render are missing or corrupt cannot
+be scored; they are reported in ``skipped`` with their reason (and the summary)
+and are not part of any mean. A category without a split file and duplicated
+split lines (counted once) are reported in ``notes``.
 Every other model is scored; empty or failed predictions get the worst-case
 scores of :func:`recon_cli.metrics.worst_scores` and are counted.
 """
@@ -108,6 +110,19 @@ class EvalRun:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Unscorable:
+    """A producer's answer for a model the dataset cannot score (its input render is missing or
+    corrupt): the model is *skipped* with this reason, like one whose ground truth is damaged.
+
+    The rule: *skipped* = the dataset lacks what the protocol needs (render, points.npz,
+    pointcloud.npz); *failed* = the method gave no usable mesh. Skipped models are named with
+    their reason and are in no mean; failed ones score worst-case values and are in every mean.
+    """
+
+    reason: str
+
+
 #: on_progress(done, total, result): called once with (0, total, None), then per model.
 ProgressFn = Callable[[int, int, "ObjectResult | None"], None]
 
@@ -135,17 +150,30 @@ def order_key(synset: str) -> tuple[int, str]:
     return (order.index(key), synset) if key in SYNSETS else (len(order), synset)
 
 
-def list_models(root: str | Path, options: EvalOptions) -> list[Key]:
-    """(synset, model) of the split in standard category order, ``limit`` per category (all shards)."""
-    from recon_cli.data.layout import SPLITS, read_metadata, read_split, resolve_categories
+def list_models(root: str | Path, options: EvalOptions, notes: list[str] | None = None) -> list[Key]:
+    """(synset, model) of the split in standard category order, ``limit`` per category (all shards).
+
+    A category without a split file, and a model id listed twice, are not silent: a line saying so is
+    appended to ``notes`` (when given). Duplicates count once.
+    """
+    from recon_cli.data.layout import SPLITS, read_metadata, read_split, resolve_categories, split_path
 
     root = Path(root)
     if options.split not in SPLITS:
         raise InputError(f"unknown split {options.split!r}; valid: {', '.join(SPLITS)}")
     synsets = resolve_categories(read_metadata(root), options.categories)
+    notes = notes if notes is not None else []
     models: list[Key] = []
     for synset in sorted(synsets, key=order_key):
-        ids = read_split(root, _check_id(synset, "synset", root), options.split)
+        listed = read_split(root, _check_id(synset, "synset", root), options.split)
+        if not split_path(root, synset, options.split).is_file():
+            notes.append(f"{synset}/{options.split}.lst: missing; category {synset} is not evaluated")
+            continue
+        ids = list(dict.fromkeys(listed))
+        if len(ids) < len(listed):
+            twice = sorted({m for m in listed if listed.count(m) > 1})
+            notes.append(f"{synset}/{options.split}.lst: {len(listed) - len(ids)} duplicate line(s) "
+                         f"({', '.join(twice[:3])}{' ...' if len(twice) > 3 else ''}); each model counted once")
         if options.limit is not None:
             ids = ids[: options.limit]
         models += [(synset, _check_id(m, "model", root)) for m in ids]
@@ -157,8 +185,8 @@ def list_models(root: str | Path, options: EvalOptions) -> list[Key]:
 def shard_batches(keys: Sequence[Key], options: EvalOptions) -> list[list[Key]]:
     """This shard's batches: the model list is cut into batches of ``batch_size`` and batch k
     belongs to shard k % n. Every batch has the same members in a sharded and an unsharded run,
-    so batched reconstruction (whose stage-2 sampling draws from one seeded generator per
-    batch) gives identical meshes either way."""
+    so sharded numbers equal unsharded ones (reconstruction itself no longer depends on the
+    batch: see :class:`recon_cli.pipeline.Reconstructor`)."""
     index, count = options.shard
     if count < 1 or not 0 <= index < count:
         raise InputError(f"bad shard {index}/{count}: need 0 <= i < n")
@@ -342,11 +370,13 @@ def summarize(results: Sequence[ObjectResult], *, names: dict[str, str] | None =
 
 
 def _finish(root: Path, store: ResultStore | None, results: list[ObjectResult], settings: dict[str, Any],
-            skipped: list[tuple[str, str, str]], resumed: int) -> EvalRun:
+            skipped: list[tuple[str, str, str]], resumed: int, notes: Sequence[str] = ()) -> EvalRun:
     summary = summarize(results, names=category_names(root), settings=settings, skipped=skipped)
+    summary["notes"] = list(notes)
     if store is not None:
         atomic_write_text(store.folder / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
-    return EvalRun(sort_results(results), summary, skipped, resumed, None if store is None else store.folder)
+    return EvalRun(sort_results(results), summary, skipped, resumed, None if store is None else store.folder,
+                   list(notes))
 
 
 # --------------------------------------------------------------------------- the shared loop
@@ -357,7 +387,8 @@ Producer = Callable[[list[Key]], list["trimesh.Trimesh | None | ReconError | str
 
 def _run(root: Path, keys: list[Key], produce: Producer, options: EvalOptions, settings: dict[str, Any], *,
          out_dir: Path | None, save_meshes: bool, on_progress: ProgressFn | None,
-         score: Callable[[Any, GroundTruth, Key], ObjectResult] | None = None) -> EvalRun:
+         score: Callable[[Any, GroundTruth, Key], ObjectResult] | None = None,
+         notes: Sequence[str] = ()) -> EvalRun:
     """Score this shard's models that are not already in the store, one batch at a time."""
     store = ResultStore(run_folder(out_dir, options.shard), settings) if out_dir is not None else None
     done = dict(store.rows) if store is not None else {}
@@ -385,6 +416,11 @@ def _run(root: Path, keys: list[Key], produce: Producer, options: EvalOptions, s
             continue
         new = []
         for key, gt, pred in zip(batch, truths, produce(batch)):
+            if isinstance(pred, Unscorable):
+                skipped.append((*key, pred.reason))
+                if on_progress:
+                    on_progress(len(results) + len(skipped), total, None)
+                continue
             result = scorer(pred, gt, key)
             if save_meshes and out_dir is not None and result.status != "failed":
                 _save_prediction(out_dir, key, pred)
@@ -394,7 +430,7 @@ def _run(root: Path, keys: list[Key], produce: Producer, options: EvalOptions, s
                 on_progress(len(results) + len(skipped), total, result)
         if store is not None:
             store.add(new)
-    return _finish(root, store, results, settings, skipped, resumed)
+    return _finish(root, store, results, settings, skipped, resumed, notes)
 
 
 def _score_any(pred: Any, gt: GroundTruth, key: Key, options: EvalOptions) -> ObjectResult:
@@ -439,7 +475,8 @@ def evaluate_model(
     from recon_cli.pipeline import ExtractOptions
 
     root = Path(root)
-    keys = list_models(root, options)
+    notes: list[str] = []
+    keys = list_models(root, options, notes)
     if not backend.has_stage1:
         raise ConfigError("evaluation from images needs a model with an image encoder (stage 1)")
     extract = extract or ExtractOptions()
@@ -467,8 +504,8 @@ def evaluate_model(
                 images.append(torch.stack([load_view(root / key[0] / key[1], v, size=backend.image_size)
                                            for v in chosen]))
                 ok.append(i)
-            except ReconError as exc:
-                out[i] = exc
+            except ReconError as exc:  # the dataset's render: skipped, not a failure of the model
+                out[i] = Unscorable(str(exc))
         if images:
             made = (_reconstruct(rec, torch.stack([v[0] for v in images])) if not multi
                     else _reconstruct_views(rec, images, fusion))
@@ -477,7 +514,7 @@ def evaluate_model(
         return out
 
     return _run(root, keys, produce, options, settings, out_dir=None if out_dir is None else Path(out_dir),
-                save_meshes=True, on_progress=on_progress)
+                save_meshes=True, on_progress=on_progress, notes=notes)
 
 
 def _reconstruct(rec: Any, images: Any) -> list[Any]:
@@ -562,7 +599,8 @@ def evaluate_meshes(
     root, meshes_dir = Path(root), Path(meshes_dir)
     if not meshes_dir.is_dir():
         raise InputError("meshes folder does not exist", path=meshes_dir)
-    keys = list_models(root, options)
+    notes: list[str] = []
+    keys = list_models(root, options, notes)
     settings = _settings("meshes", options, {"meshes": str(meshes_dir)})
 
     def produce(batch: list[Key]) -> list[Any]:
@@ -579,7 +617,7 @@ def evaluate_meshes(
         return out
 
     return _run(root, keys, produce, options, settings, out_dir=None if out_dir is None else Path(out_dir),
-                save_meshes=False, on_progress=on_progress)
+                save_meshes=False, on_progress=on_progress, notes=notes)
 
 
 def _empty_mesh() -> trimesh.Trimesh:
@@ -600,35 +638,49 @@ def _settings(mode: str, options: EvalOptions, extra: dict[str, Any]) -> dict[st
 def evaluate_retrieval(
     root: str | Path, backend: Backend, *, options: EvalOptions = EvalOptions(), out_dir: str | Path | None = None,
     describe: dict[str, Any] | None = None, on_progress: ProgressFn | None = None,
-    on_index: Callable[[int, int], None] | None = None,
+    on_index: Callable[[int, int], None] | None = None, train_root: str | Path | None = None,
 ) -> EvalRun:
-    """Retrieval baseline: the training shape whose view-0 embedding is nearest (see :mod:`recon_cli.retrieval`)."""
+    """Retrieval baseline: the training shape whose view-0 embedding is nearest (see :mod:`recon_cli.retrieval`).
+
+    The training shapes come from the train split of ``train_root`` (default: ``root``), so a
+    test-only dataset can be scored against the training set of another.
+    """
     from recon_cli.retrieval import build_index, embed_views, score_retrieved
 
     root = Path(root)
-    keys = list_models(root, options)
+    train = Path(train_root) if train_root is not None else root
+    notes: list[str] = []
+    keys = list_models(root, options, notes)
     if not backend.has_stage1:
         raise ConfigError("the retrieval baseline needs a model with an image encoder (stage 1)")
     train_opts = replace(options, split="train", limit=None, shard=(0, 1))
     cache = None if out_dir is None else Path(out_dir) / RETRIEVAL_INDEX_FILE
-    index = build_index(root, list_models(root, train_opts), backend, batch_size=options.batch_size,
-                        cache=cache, on_progress=on_index)
-    settings = _settings("retrieval", options, {"train_models": len(index.keys), **(describe or {})})
+    try:
+        train_keys = list_models(train, train_opts, notes)
+    except DatasetError as exc:
+        hint = "" if train_root is not None else "; a test-only dataset? give --train-root ROOT (a dataset with a train split)"
+        raise DatasetError(f"the retrieval baseline needs training shapes: {exc.message}{hint}", path=train) from None
+    index = build_index(train, train_keys, backend, batch_size=options.batch_size, cache=cache,
+                        on_progress=on_index)
+    extra = {"train_models": len(index.keys), **(describe or {})}
+    if train_root is not None:
+        extra["train_root"] = str(train)
+    settings = _settings("retrieval", options, extra)
 
     def produce(batch: list[Key]) -> list[Any]:
         codes, failed = embed_views(root, batch, backend)
         out: list[Any] = []
-        for i, key in enumerate(batch):
-            out.append(failed[i] if i in failed else index.nearest(codes[i]))
+        for i, key in enumerate(batch):  # an unreadable test render is the dataset's problem: skipped
+            out.append(Unscorable(failed[i]) if i in failed else index.nearest(codes[i]))
         return out
 
     def score(pred: Any, gt: GroundTruth, key: Key) -> ObjectResult:
         if isinstance(pred, (str, ReconError)):
             return score_prediction(None, gt, key, options, error=str(pred))
-        return score_retrieved(root, pred, gt, key)
+        return score_retrieved(train, pred, gt, key)
 
     return _run(root, keys, produce, options, settings, out_dir=None if out_dir is None else Path(out_dir),
-                save_meshes=False, on_progress=on_progress, score=score)
+                save_meshes=False, on_progress=on_progress, score=score, notes=notes)
 
 
 # --------------------------------------------------------------------------- merge

@@ -303,8 +303,12 @@ def test_retrieving_the_object_itself_scores_perfectly(dataset: Path) -> None:
         ["--meshes", "x"],                                      # no --data
         ["--data", "d", "--meshes", "x", "--weights", "w.pt"],  # two producers
         ["--data", "d", "--meshes", "x", "--shard", "2/2"],     # bad shard
-        ["--data", "d", "--baseline", "retrieval"],             # baseline without an encoder
-        ["--data", "d"],                                        # nothing to score
+        ["--data", "d", "--baseline", "retrieval", "--meshes", "x"],  # baseline scores no meshes
+        ["--data", "d", "--meshes", "x", "--train-root", "t"],  # --train-root without the baseline
+        ["--data", "d", "--model", "occnet"],                   # choices
+        ["--data", "d", "--device", "tpu"],
+        ["--data", "d", "--quality", "ultra"],
+        ["--data", "d", "--split", "testing"],
     ],
 )
 def test_usage_errors(args: list[str]) -> None:

@@ -366,3 +366,186 @@ def test_save_stages_with_an_empty_stage_one_writes_no_malformed_file(tmp_path: 
     assert "empty reconstruction" in r["error"]
     assert any("stage 1" in w for w in r["warnings"])
     assert not (tmp_path / "a.stage1.obj").exists() and not (tmp_path / "a.obj").exists()
+
+
+# --------------------------------------------------------------------------- 7. eval on damaged data
+
+EVAL_FAST = ["--samples", "1000", "--quality", "draft", "--device", "cpu"]
+
+
+@pytest.fixture()
+def damaged(tiny_dataset: Path, tmp_path: Path) -> Path:
+    """The tiny dataset with: chair ell07's pointcloud.npz gone (ground truth), chair ell08's render gone,
+    a duplicated line in table's test.lst, and a third category whose test.lst is missing."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_dataset, root)
+    chair, table = "03001627", "04379243"
+    tests = {s: (root / s / "test.lst").read_text().split() for s in (chair, table)}
+    gt_gone, render_gone = tests[chair][0], tests[chair][1]
+    (root / chair / gt_gone / "pointcloud.npz").unlink()
+    (root / chair / render_gone / "img_choy2016" / "000.jpg").unlink()
+    (root / table / "test.lst").write_text("\n".join([*tests[table], tests[table][0]]))
+    shutil.copytree(root / table, root / "02828884")
+    (root / "02828884" / "test.lst").unlink()
+    meta = (root / "metadata.yaml").read_text()
+    (root / "metadata.yaml").write_text(meta + "\n02828884:\n  id: '02828884'\n  name: bench\n")
+    return root
+
+
+def _boxes(root: Path, out: Path) -> Path:
+    import trimesh
+
+    for synset in ("03001627", "04379243"):
+        for model in (root / synset / "test.lst").read_text().split():
+            (out / synset).mkdir(parents=True, exist_ok=True)
+            trimesh.creation.box(extents=(0.5, 0.5, 0.5)).export(out / synset / f"{model}.off")
+    return out
+
+
+def test_eval_names_every_skipped_model_and_states_split_problems(damaged: Path, tmp_path: Path) -> None:
+    chair, table = "03001627", "04379243"
+    tests = (damaged / chair / "test.lst").read_text().split()
+    meshes = _boxes(damaged, tmp_path / "meshes")
+    result = runner.invoke(app, ["eval", "--data", str(damaged), "--meshes", str(meshes), "--out",
+                                 str(tmp_path / "ev"), "--json", "--samples", "1000"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    err = result.stderr
+    assert f"skipped: {chair}/{tests[0]}:" in err and "pointcloud.npz" in err
+    assert "02828884/test.lst: missing" in err
+    assert f"{table}/test.lst: 1 duplicate line" in err
+    by_synset = {c["synset"]: c for c in summary["categories"]}
+    n_table = len(set((damaged / table / "test.lst").read_text().split()))
+    assert by_synset[table]["n"] == n_table == 2
+    import csv
+
+    with (tmp_path / "ev" / "objects.csv").open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r["synset"] == table]
+    assert len(rows) == by_synset[table]["n"]
+    assert any("02828884" in note for note in summary["notes"])
+
+
+def test_eval_missing_render_is_skipped_like_missing_ground_truth(damaged: Path, tmp_path: Path,
+                                                                  weights: Path) -> None:
+    chair = "03001627"
+    tests = (damaged / chair / "test.lst").read_text().split()
+    result = runner.invoke(app, ["eval", "--data", str(damaged), "--weights", str(weights), "-c", "chair",
+                                 "--json", *EVAL_FAST])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    skipped = {d["model"]: d["reason"] for d in summary["skipped"]}
+    assert set(skipped) == {tests[0], tests[1]}
+    assert "000.jpg" in skipped[tests[1]] or "render" in skipped[tests[1]]
+    assert f"skipped: {chair}/{tests[1]}:" in result.stderr
+    assert summary["object_mean"]["failed"] == 0 and summary["object_mean"]["n"] == len(tests) - 2
+
+
+# --------------------------------------------------------------------------- 9. usability
+
+
+def test_eval_uses_the_shipped_weights_by_default(tiny_dataset: Path) -> None:
+    result = runner.invoke(app, ["eval", "--data", str(tiny_dataset), "--limit", "1", "-c", "chair", "--json",
+                                 *EVAL_FAST])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["settings"]["weights"].endswith("doccnet.pt")
+
+
+def test_retrieval_baseline_takes_training_shapes_from_another_root(tiny_dataset: Path, tmp_path: Path,
+                                                                    weights: Path) -> None:
+    test_only = tmp_path / "test_only"
+    shutil.copytree(tiny_dataset, test_only)
+    for lst in [*test_only.glob("*/train.lst"), *test_only.glob("*/val.lst")]:
+        lst.unlink()
+    base = ["eval", "--data", str(test_only), "--baseline", "retrieval", "--weights", str(weights), "--json",
+            "--samples", "1000", "--device", "cpu"]
+    result = runner.invoke(app, base)
+    assert_one_line_error(result, "--train-root")
+    result = runner.invoke(app, [*base, "--train-root", str(tiny_dataset)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["object_mean"]["n"] == 4 and summary["settings"]["train_root"] == str(tiny_dataset)
+
+
+@pytest.mark.parametrize("command", [["reconstruct"], ["eval"], ["convert"], ["info"], ["export-onnx"],
+                                     ["train"], ["data", "check"], ["data", "build"], ["data", "synth"],
+                                     ["data", "preview"]])
+def test_help_shows_no_bool_metavar_and_plain_usage(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "<bool>" not in result.output
+    usage = result.output.splitlines()[0]
+    assert "{" not in usage and "......" not in usage and "<list" not in usage
+
+
+def test_model_and_device_choices_are_shown() -> None:
+    for command in (["reconstruct"], ["eval"]):
+        out = runner.invoke(app, [*command, "--help"], terminal_width=200).output
+        assert "auto|cpu|cuda" in out and "auto|onet" in out
+
+
+def test_flag_given_a_value_is_a_usage_error(tmp_path: Path) -> None:
+    """`--json true x.png`: flags take no value; 'true' must not become an input file."""
+    photo = _photo(tmp_path / "x.png")
+    result = runner.invoke(app, ["reconstruct", "--json", "true", str(photo)])
+    assert result.exit_code == 2, result.output
+    assert "--json" in result.stderr and "take no value" in result.stderr
+
+
+def test_data_check_full_reports_each_problem_once(tiny_dataset: Path, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(tiny_dataset, root)
+    chair = "03001627"
+    model = (root / chair / "test.lst").read_text().split()[0]
+    (root / chair / model / "pointcloud.npz").unlink()
+    points = root / chair / model / "points.npz"
+    points.write_bytes(points.read_bytes()[:100])
+    result = runner.invoke(app, ["data", "check", str(root), "--full", "--json"])
+    assert result.exit_code == 1
+    issues = [i for i in json.loads(result.stdout)["issues"] if i["model"] == model]
+    files = [i["file"] for i in issues if i["level"] == "error"]
+    assert sorted(files) == ["pointcloud.npz", "points.npz"], issues
+
+
+def test_data_check_on_a_test_only_root_warns_about_missing_train_val(tiny_dataset: Path, tmp_path: Path) -> None:
+    root = tmp_path / "test_only"
+    shutil.copytree(tiny_dataset, root)
+    for lst in [*root.glob("*/train.lst"), *root.glob("*/val.lst")]:
+        for model in lst.read_text().split():
+            shutil.rmtree(root / lst.parent.name / model)
+        lst.unlink()
+    result = runner.invoke(app, ["data", "check", str(root), "--json"])
+    assert result.exit_code == 0, result.output
+    issues = json.loads(result.stdout)["issues"]
+    assert {i["level"] for i in issues} == {"warning"}
+    assert {i["file"] for i in issues} == {"train.lst", "val.lst"}
+    (root / "03001627" / "test.lst").unlink()  # no split file at all: an error
+    result = runner.invoke(app, ["data", "check", str(root), "--json"])
+    assert result.exit_code == 1
+
+
+def test_quick_start_output_is_ignored_by_git() -> None:
+    import re
+
+    repo = Path(__file__).resolve().parent.parent
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    outputs = re.findall(r"recon reconstruct \S+ -o (\S+)", quick)
+    assert outputs
+    ignored = {line.strip() for line in (repo / ".gitignore").read_text().splitlines()}
+    for out in outputs:
+        assert "/" not in out and f"/{out}" in ignored, out
+
+
+def test_every_benchmark_module_has_run_and_synth_runs_quick() -> None:
+    import importlib
+
+    repo = Path(__file__).resolve().parent.parent
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+    from benchmarks import run as bench_runner
+
+    for name in bench_runner.discover():
+        module = importlib.import_module(f"benchmarks.bench_{name}")
+        assert callable(getattr(module, "run", None)), name
+    doc = bench_runner.run_benchmarks(["synth"], quick=True)
+    assert doc["errors"] == {} and doc["benchmarks"]["synth"]["models"] == 2

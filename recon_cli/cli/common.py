@@ -54,6 +54,21 @@ def os_error_line(exc: OSError) -> str:
 _PASS_THROUGH: tuple[type[BaseException], ...] = (typer.Exit, typer.Abort, typer.exceptions.TyperException)
 
 
+_BOOL_WORDS = frozenset({"true", "false", "yes", "no", "on", "off"})
+
+
+def _refuse_flag_values(kwargs: dict[str, Any]) -> None:
+    """`--json true x.png`: a flag takes no value, so 'true' would become an input file. Refuse it
+    as a usage error (exit code 2) when no such file exists."""
+    for value in kwargs.values():
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                text = str(item)
+                if text.lower() in _BOOL_WORDS and not os.path.exists(text):
+                    raise typer.BadParameter(f"{text!r} is not a file: flags take no value "
+                                             f"(write --json, not --json {text})")
+
+
 def guarded(func: F) -> F:
     """Turn the failures a command can raise into one red line and an exit code.
 
@@ -65,6 +80,7 @@ def guarded(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _refuse_flag_values(kwargs)
         try:
             return func(*args, **kwargs)
         except _PASS_THROUGH:
@@ -88,6 +104,18 @@ def guarded(func: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def one_of(values: Any) -> Any:
+    """A Typer callback accepting only ``values`` (None passes); a usage error (exit code 2) otherwise."""
+    allowed = tuple(values)
+
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in allowed:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    return check
 
 
 def print_json(document: Any) -> None:

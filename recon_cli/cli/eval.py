@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from recon_cli.cli.common import err_console, guarded, print_json
+from recon_cli.cli.common import one_of as _one_of
 from recon_cli.cli.options import threads_option, use_threads
 
 #: --model -> Reconstructor stages.
@@ -30,6 +31,11 @@ Examples:
 """
 
 
+QUALITIES = ("draft", "standard", "high")
+DEVICES = ("auto", "cpu", "cuda")
+SPLITS = ("train", "val", "test")
+
+
 def parse_shard(text: str | None) -> tuple[int, int]:
     """'i/n' -> (i, n); BadParameter (exit code 2) when malformed."""
     if text is None:
@@ -44,8 +50,10 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 
 def _check_mode(*, merge: bool, meshes: Path | None, weights: Path | None, baseline: str | None,
-                data: Path | None, shard: str | None) -> str:
+                data: Path | None, shard: str | None, train_root: Path | None = None) -> str:
     """Which mode the options ask for; usage errors (exit 2) for impossible combinations."""
+    if train_root is not None and baseline is None:
+        raise typer.BadParameter("--train-root only applies to --baseline retrieval", param_hint="--train-root")
     if merge:
         if meshes or weights or baseline or shard:
             raise typer.BadParameter("--merge only combines results; drop --meshes/--weights/--baseline/--shard",
@@ -56,17 +64,15 @@ def _check_mode(*, merge: bool, meshes: Path | None, weights: Path | None, basel
     if baseline is not None:
         if baseline != "retrieval":
             raise typer.BadParameter(f"unknown baseline {baseline!r}; valid: retrieval", param_hint="--baseline")
-        if weights is None or meshes is not None:
-            raise typer.BadParameter("the retrieval baseline embeds images with a model's encoder: give --weights "
-                                     "(and no --meshes)", param_hint="--baseline")
+        if meshes is not None:
+            raise typer.BadParameter("the retrieval baseline embeds images with a model's encoder (--weights, "
+                                     "default the shipped weights), not meshes: drop --meshes", param_hint="--baseline")
         return "retrieval"
     if meshes is not None and weights is not None:
         raise typer.BadParameter("give either --meshes or --weights, not both", param_hint="--meshes")
     if meshes is not None:
         return "meshes"
-    if weights is None:
-        raise typer.BadParameter("give --weights CHECKPOINT (a model), --meshes DIR, or --merge", param_hint="--weights")
-    return "model"
+    return "model"  # --weights, or the shipped weights like `recon reconstruct`
 
 
 def register(app: typer.Typer) -> None:
@@ -78,30 +84,38 @@ def register(app: typer.Typer) -> None:
         sources: list[Path] = typer.Argument(None, help="With --merge: result folders (default: --out).",
                                              show_default=False),
         data: Path = typer.Option(None, "--data", help="Dataset root (ShapeNet layout).", show_default=False),
-        split: str = typer.Option("test", "--split", help="Split to evaluate: train, val or test."),
+        split: str = typer.Option("test", "--split", callback=_one_of(SPLITS), metavar="train|val|test",
+                                  help="Split to evaluate."),
         categories: str = typer.Option(None, "--categories", "-c",
                                        help="Comma-separated names or synset ids (default: all).",
                                        show_default=False),
-        weights: Path = typer.Option(None, "--weights", "-w", help="Checkpoint (.pt) to evaluate.",
+        weights: Path = typer.Option(None, "--weights", "-w",
+                                     help="Checkpoint (.pt) to evaluate (default: the shipped weights/doccnet.pt).",
                                      show_default=False),
-        model: str = typer.Option("auto", "--model",
+        model: str = typer.Option("auto", "--model", callback=_one_of(MODEL_STAGES), metavar="auto|onet|doccnet",
                                   help="Which network of the checkpoint: auto (all its stages), onet (stage 1 "
                                        "only), doccnet (stages 1+2)."),
         meshes: Path = typer.Option(None, "--meshes",
                                     help="Score existing meshes <DIR>/<synset>/<model>.{off,obj,ply,stl}.",
                                     show_default=False),
-        baseline: str = typer.Option(None, "--baseline", help="'retrieval': nearest training shape by image "
-                                     "embedding (needs --weights for the encoder).", show_default=False),
+        baseline: str = typer.Option(None, "--baseline", metavar="retrieval",
+                                     help="'retrieval': nearest training shape by image embedding (the encoder of "
+                                          "--weights).", show_default=False),
+        train_root: Path = typer.Option(None, "--train-root",
+                                        help="Retrieval baseline: take the training shapes from this dataset's train "
+                                             "split (default: --data).", show_default=False),
         limit: int = typer.Option(None, "--limit", min=1, help="At most N models per category.",
                                   show_default=False),
         out: Path = typer.Option(None, "--out", "-o", help="Results folder: objects.csv, summary.json, "
                                  "meshes/ (resumes: models already scored there are skipped).",
                                  show_default=False),
-        quality: str = typer.Option("standard", "--quality",
+        quality: str = typer.Option("standard", "--quality", callback=_one_of(QUALITIES),
+                                    metavar="draft|standard|high",
                                     help="Extraction lattice: draft (65^3), standard (129^3), high (257^3)."),
         threshold: float = typer.Option(0.2, "--threshold", help="Occupancy probability of the surface."),
         batch_size: int = typer.Option(8, "--batch-size", min=1, help="Models reconstructed together."),
-        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        device: str = typer.Option("auto", "--device", callback=_one_of(DEVICES), metavar="auto|cpu|cuda",
+                                   help="auto = CUDA when available."),
         shard: str = typer.Option(None, "--shard", help="Evaluate only shard I of N (I/N, 0-based).",
                                   show_default=False),
         merge: bool = typer.Option(False, "--merge", help="Combine shard results (SOURCES, or --out's shards)."),
@@ -125,9 +139,12 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("valid: logits, code, cloud", param_hint="--fusion")
         if (views > 1 or view_choice != "first") and (meshes is not None or baseline is not None):
             raise typer.BadParameter("--views and --view-choice apply to --weights models only", param_hint="--views")
-        mode = _check_mode(merge=merge, meshes=meshes, weights=weights, baseline=baseline, data=data, shard=shard)
-        if model not in MODEL_STAGES:
-            raise typer.BadParameter(f"valid: {', '.join(MODEL_STAGES)}", param_hint="--model")
+        mode = _check_mode(merge=merge, meshes=meshes, weights=weights, baseline=baseline, data=data, shard=shard,
+                           train_root=train_root)
+        if out is not None:
+            from recon_cli.io.paths import check_output_folder
+
+            check_output_folder(out)  # before any work
         if mode == "merge":
             run = _merge(sources or [], out, data)
         else:
@@ -135,9 +152,12 @@ def register(app: typer.Typer) -> None:
                             meshes=meshes, limit=limit, out=out, quality=quality, threshold=threshold,
                             batch_size=batch_size, device=device, shard=parse_shard(shard), seed=seed,
                             samples=samples, show_progress=True, views=views, view_choice=view_choice,
-                            fusion=fusion)
+                            fusion=fusion, train_root=train_root)
         for note in run.notes:
-            err_console.print(f"warning: {note}", style="yellow", markup=False)
+            err_console.print(f"warning: {note}", style="yellow", markup=False, soft_wrap=True)
+        for synset, model_id, reason in run.skipped:
+            err_console.print(f"skipped: {synset}/{model_id}: {reason}", style="yellow", markup=False,
+                              soft_wrap=True)
         if as_json:
             print_json(run.summary)
             return
@@ -159,7 +179,8 @@ def _merge(sources: list[Path], out: Path | None, data: Path | None) -> Any:
 def _evaluate(mode: str, *, data: Path, split: str, categories: str | None, weights: Path | None, model: str,
               meshes: Path | None, limit: int | None, out: Path | None, quality: str, threshold: float,
               batch_size: int, device: str, shard: tuple[int, int], seed: int, samples: int,
-              show_progress: bool, views: int = 1, view_choice: str = "first", fusion: str = "logits") -> Any:
+              show_progress: bool, views: int = 1, view_choice: str = "first", fusion: str = "logits",
+              train_root: Path | None = None) -> Any:
     from recon_cli.evaluate import EvalOptions, evaluate_meshes, evaluate_model, evaluate_retrieval
 
     cats = None if categories is None else tuple(c for c in categories.split(",") if c.strip())
@@ -170,16 +191,15 @@ def _evaluate(mode: str, *, data: Path, split: str, categories: str | None, weig
             assert meshes is not None
             return evaluate_meshes(data, meshes, options=options, out_dir=out, on_progress=progress.update)
         from recon_cli.pipeline import QUALITY_PRESETS, ExtractOptions
+        from recon_cli.reconstruct import find_weights
         from recon_cli.runtime.torch_backend import TorchBackend
 
-        if quality not in QUALITY_PRESETS:
-            raise typer.BadParameter(f"valid: {', '.join(QUALITY_PRESETS)}", param_hint="--quality")
-        assert weights is not None
+        weights = find_weights(weights)  # the shipped weights when none are given
         backend = TorchBackend.from_checkpoint(weights, device=device)
         describe = {"weights": str(weights), "model": model, "quality": quality}
         if mode == "retrieval":
             return evaluate_retrieval(data, backend, options=options, out_dir=out, describe=describe,
-                                      on_progress=progress.update, on_index=progress.index)
+                                      on_progress=progress.update, on_index=progress.index, train_root=train_root)
         res0, steps = QUALITY_PRESETS[quality]
         extract = ExtractOptions(resolution0=res0, upsampling_steps=steps, threshold=threshold)
         return evaluate_model(data, backend, options=options, extract=extract, stages=MODEL_STAGES[model],
@@ -262,7 +282,7 @@ def _print_table(run: Any, *, raw_chamfer: bool) -> None:
                   f"completeness {worst:.3f} (the 1.1-cube diagonal; {worst * scale:.2f} as printed).",
                   style="dim", markup=False)
     if summary.get("skipped"):
-        console.print(f"{len(summary['skipped'])} model(s) skipped for missing/corrupt ground truth "
-                      f"(see summary.json).", style="yellow", markup=False)
+        console.print(f"{len(summary['skipped'])} model(s) skipped: the dataset lacks their render or ground truth "
+                      f"(each is named above; in no mean).", style="yellow", markup=False)
     if run.folder is not None:
         console.print(f"results: {run.folder}", style="dim", markup=False)

@@ -8,8 +8,9 @@ from typing import Any
 import typer
 
 from recon_cli.cli.common import err_console, fail, guarded, print_json
-from recon_cli.io.choices import SEGMENT_METHODS
+from recon_cli.cli.common import one_of as _one_of
 from recon_cli.cli.options import PRECISION_HELP, threads_option, use_threads
+from recon_cli.io.choices import SEGMENT_METHODS
 
 HELP = (
     "Reconstruct 3D meshes from photos with D-OccNet (image -> OccNet mesh -> 300 points -> final mesh).\n\n"
@@ -30,18 +31,6 @@ HELP = (
 QUALITIES = ("draft", "standard", "high")
 FUSIONS = ("logits", "code", "cloud")  # recon_cli.fusion.FUSION_STRATEGIES (not imported: keeps --help light)
 FORMATS = ("obj", "ply", "stl", "off", "glb")
-
-
-def _one_of(values: Any) -> Any:
-    """A Typer callback accepting only ``values`` (None passes); exit code 2 otherwise."""
-    allowed = tuple(values)
-
-    def check(value: str | None) -> str | None:
-        if value is not None and value not in allowed:
-            raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}")
-        return value
-
-    return check
 
 
 def _probability(value: float) -> float:

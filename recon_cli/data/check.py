@@ -88,11 +88,25 @@ class CheckReport:
 
 
 class _Collector:
+    """Collects issues, each once: ``--full`` re-reads files the header pass already found broken."""
+
     def __init__(self, report: CheckReport) -> None:
         self.report = report
+        self._seen: set[tuple[str, str, str, str, str]] = set()
+        self._broken: set[tuple[str, str, str]] = set()
 
     def add(self, level: str, synset: str, model: str, file: str, problem: str) -> None:
+        key = (level, synset, model, file, problem)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        if level == ERROR:
+            self._broken.add((synset, model, file))
         self.report.issues.append(Issue(level, synset, model, file, problem))
+
+    def broken(self, synset: str, model: str, file: str) -> bool:
+        """True when an error was already reported for this file."""
+        return (synset, model, file) in self._broken
 
 
 def check_dataset(root: str | Path, *, full: bool = False,
@@ -153,11 +167,15 @@ def _check_metadata(root: Path, out: _Collector) -> dict[str, dict[str, Any]]:
 def _check_splits(root: Path, synset: str, summary: CategorySummary, out: _Collector) -> list[str]:
     """Check the split files of one category; return the models to check (listed + folders)."""
     listed: dict[str, str] = {}
+    present = [s for s in layout.SPLITS if layout.split_path(root, synset, s).is_file()]
+    if not present:
+        out.add(ERROR, synset, "", "", f"no split files ({', '.join(s + '.lst' for s in layout.SPLITS)})")
     for split in layout.SPLITS:
         path = layout.split_path(root, synset, split)
         name = path.name
         if not path.is_file():
-            out.add(ERROR, synset, "", name, "split file missing")
+            if present:  # e.g. a test-only dataset: usable for evaluation, not for training
+                out.add(WARNING, synset, "", name, f"split file missing (no {split} split for this category)")
             continue
         try:
             text = path.read_text(encoding="utf-8")
@@ -354,6 +372,8 @@ def _check_arrays(model_dir: Path, synset: str, model: str, out: _Collector) -> 
 
     half = layout.BOX_SIZE / 2 + 1e-2
     try:
+        if out.broken(synset, model, layout.POINTS_FILE):
+            raise _AlreadyReported
         points, occ = load_occupancy(model_dir)
         if not np.all(np.isfinite(points)):
             out.add(ERROR, synset, model, layout.POINTS_FILE, "non-finite points")
@@ -363,7 +383,11 @@ def _check_arrays(model_dir: Path, synset: str, model: str, out: _Collector) -> 
             out.add(WARNING, synset, model, layout.POINTS_FILE, "no point is inside the shape")
     except DatasetError as exc:
         out.add(ERROR, synset, model, layout.POINTS_FILE, exc.message)
+    except _AlreadyReported:
+        pass
     try:
+        if out.broken(synset, model, layout.POINTCLOUD_FILE):
+            raise _AlreadyReported
         surface, normals = load_pointcloud(model_dir)
         if not (np.all(np.isfinite(surface)) and np.all(np.isfinite(normals))):
             out.add(ERROR, synset, model, layout.POINTCLOUD_FILE, "non-finite points or normals")
@@ -376,7 +400,13 @@ def _check_arrays(model_dir: Path, synset: str, model: str, out: _Collector) -> 
                 out.add(WARNING, synset, model, layout.POINTCLOUD_FILE, "surface points outside [-0.5, 0.5]^3")
     except DatasetError as exc:
         out.add(ERROR, synset, model, layout.POINTCLOUD_FILE, exc.message)
+    except _AlreadyReported:
+        pass
     _check_loc_scale(model_dir, synset, model, out)
+
+
+class _AlreadyReported(Exception):
+    """The header pass already reported this file broken; the deep pass says nothing more."""
 
 
 def _check_loc_scale(model_dir: Path, synset: str, model: str, out: _Collector) -> None:
