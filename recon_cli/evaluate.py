@@ -504,8 +504,10 @@ def evaluate_model(
                 images.append(torch.stack([load_view(root / key[0] / key[1], v, size=backend.image_size)
                                            for v in chosen]))
                 ok.append(i)
-            except ReconError as exc:  # the dataset's render: skipped, not a failure of the model
+            except DatasetError as exc:  # the dataset's render is missing/corrupt: skipped, like its ground truth
                 out[i] = Unscorable(str(exc))
+            except ReconError as exc:  # what was asked cannot be done (e.g. more views than rendered): failed
+                out[i] = exc
         if images:
             made = (_reconstruct(rec, torch.stack([v[0] for v in images])) if not multi
                     else _reconstruct_views(rec, images, fusion))
