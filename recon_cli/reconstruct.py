@@ -13,7 +13,7 @@ finishes. Nothing is printed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,7 +52,7 @@ class ReconstructOptions:
     upsampling_steps: int = 2
     threshold: float = 0.2
     simplify_faces: int | None = None
-    batch_size: int = 4
+    batch_size: int | None = None  # images per network batch; None = 1 on the CPU, 4 on a GPU
     fmt: str | None = None
     recursive: bool = False
     skip_existing: bool = False
@@ -329,10 +329,10 @@ def reconstruct_files(
         from recon_cli.pipeline import Reconstructor
 
         rec = Reconstructor(backend, options=extract, stages="auto" if stages == "2" else stages, seed=opts.seed)
-        for s in range(0, len(todo), max(1, opts.batch_size)):
-            batch = todo[s : s + max(1, opts.batch_size)]
-            for result in _run_batch(rec, batch, opts, is_points=is_points):
-                results.append(_report(result, on_result))
+        size = _batch_size(opts, backend)
+        batches = [todo[s : s + size] for s in range(0, len(todo), size)]
+        for result in _run_pipelined(rec, batches, opts, is_points=is_points):
+            results.append(_report(result, on_result))
     order = {str(job.input): k for k, job in enumerate(jobs)}
     results.sort(key=lambda r: order.get(r.input, len(order)))
     report.results = results
@@ -353,7 +353,7 @@ def _validate(opts: ReconstructOptions, inputs: Sequence[Any], points: Sequence[
         raise InputError("--mask applies to a photo, not to --points clouds")
     if not inputs and not points:
         raise InputError("no inputs: give image files, folders or globs (or --points CLOUD)")
-    if opts.batch_size < 1:
+    if opts.batch_size is not None and opts.batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {opts.batch_size}")
     index, count = opts.shard
     if count < 1 or not 0 <= index < count:
@@ -387,37 +387,80 @@ def _early_result(job: Job, error: str | None, *, skip_existing: bool) -> FileRe
     return None
 
 
-def _run_batch(rec: Reconstructor, batch: Sequence[Job], opts: ReconstructOptions, *, is_points: bool
-               ) -> list[FileResult]:
-    """Prepare, reconstruct and write one batch; per-file failures stay per file."""
-    pending = [_prepare(job, rec.backend, opts, is_points=is_points) for job in batch]
+def _batch_size(opts: ReconstructOptions, backend: Backend) -> int:
+    """Images per network batch: ``batch_size``, or with None 1 on the CPU (each shape is decoded on
+    its own there, so batching gains nothing and only delays the first result) and 4 on a GPU."""
+    if opts.batch_size is not None:
+        return max(1, opts.batch_size)
+    return 1 if backend.device.type == "cpu" else 4
+
+
+def _run_pipelined(rec: Reconstructor, batches: Sequence[Sequence[Job]], opts: ReconstructOptions, *,
+                   is_points: bool) -> Iterator[FileResult]:
+    """Run the batches with reading and writing overlapping the network work; yield results in order.
+
+    One I/O thread decodes the images of batch k+1 and writes the meshes of
+    batch k while the network works on the next batch; its jobs run in the
+    order they were submitted (prepare k+1, write k, prepare k+2, ...).
+    Writes stay atomic (:func:`recon_cli.io.mesh.save_mesh`) and a failure
+    stays with its file.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    if not batches:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recon-io") as io:
+
+        def prepare(batch: Sequence[Job]) -> list[_Pending]:
+            return [_prepare(job, rec.backend, opts, is_points=is_points) for job in batch]
+
+        upcoming: Future[list[_Pending]] | None = io.submit(prepare, batches[0])
+        in_flight: list[tuple[list[_Pending], list[Future[None]]]] = []
+        for k in range(len(batches)):
+            assert upcoming is not None
+            pending = upcoming.result()
+            upcoming = io.submit(prepare, batches[k + 1]) if k + 1 < len(batches) else None
+            writes = [io.submit(_write_safely, p, r, opts) for p, r in _compute_batch(rec, pending, is_points=is_points)]
+            in_flight.append((pending, writes))
+            while len(in_flight) > 1 or (in_flight and upcoming is None):
+                done, futures = in_flight.pop(0)
+                for future in futures:
+                    future.result()
+                yield from (p.result for p in done)
+
+
+def _compute_batch(rec: Reconstructor, pending: Sequence[_Pending], *, is_points: bool
+                   ) -> list[tuple[_Pending, Reconstruction]]:
+    """Reconstruct the prepared inputs of one batch; per-file failures stay per file.
+
+    Returns the (input, reconstruction) pairs to write.
+    """
     ready = [p for p in pending if p.result.error is None]
-    if ready:
-        try:
-            recs = _reconstruct(rec, ready, is_points=is_points)
-        except Exception:  # isolate the file that breaks the batch
-            recs = None
-        if recs is None and len(ready) > 1:
-            for p in ready:
-                _finish_one(rec, p, opts, is_points=is_points)
-        elif recs is None:
-            _finish_one(rec, ready[0], opts, is_points=is_points)
-        else:
-            for p, r in zip(ready, recs):
-                _write(p, r, opts)
-    return [p.result for p in pending]
+    if not ready:
+        return []
+    try:
+        return list(zip(ready, _reconstruct(rec, ready, is_points=is_points)))
+    except Exception:  # isolate the file that breaks the batch
+        pass
+    out = []
+    for p in ready:
+        r = _reconstruct_one(rec, p, is_points=is_points)
+        if r is not None:
+            out.append((p, r))
+    return out
 
 
-def _finish_one(rec: Reconstructor, p: _Pending, opts: ReconstructOptions, *, is_points: bool) -> None:
+def _reconstruct_one(rec: Reconstructor, p: _Pending, *, is_points: bool) -> Reconstruction | None:
+    """One input on its own; None (and the file's error set) when it fails."""
     try:
         (r,) = _reconstruct(rec, [p], is_points=is_points)
     except ReconError as exc:
         p.result.error = _message(p.job, exc)
-        return
+        return None
     except Exception as exc:  # a model/runtime failure on this input
         p.result.error = f"{p.job.input}: reconstruction failed ({type(exc).__name__}: {exc})".splitlines()[0]
-        return
-    _write(p, r, opts)
+        return None
+    return r
 
 
 def _reconstruct(rec: Reconstructor, ready: Sequence[_Pending], *, is_points: bool) -> list[Reconstruction]:
@@ -458,6 +501,15 @@ def _prepare(job: Job, backend: Backend, opts: ReconstructOptions, *, is_points:
         result.output = None
     pending.prep_seconds = time.perf_counter() - pending.started
     return pending
+
+
+def _write_safely(p: _Pending, r: Reconstruction, opts: ReconstructOptions) -> None:
+    """:func:`_write` on the I/O thread: any failure becomes this file's error, never the batch's."""
+    try:
+        _write(p, r, opts)
+    except Exception as exc:  # noqa: BLE001 - one file's problem, reported by name
+        p.result.error = f"{p.job.output}: cannot write mesh ({type(exc).__name__}: {exc})".splitlines()[0]
+        p.result.output = None
 
 
 def _write(p: _Pending, r: Reconstruction, opts: ReconstructOptions) -> None:

@@ -202,3 +202,51 @@ def test_cli_threads_and_precision_reach_the_run(tmp_path: Path) -> None:
         assert doc["summary"]["ok"] == 1
         meshes[precision, threads] = out.read_bytes()
     assert meshes["float32", "1"] == meshes["float32", "2"]  # the thread count never changes a mesh
+
+
+def test_batches_are_pipelined_and_results_stay_in_input_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    """Writing a batch's meshes overlaps the next batch's network work; order and per-file errors hold."""
+    import threading
+    import time
+
+    from PIL import Image
+
+    import recon_cli.reconstruct as rmod
+
+    weights = make_checkpoint(tmp_path / "w.pt", "doccnet", small=True, nonempty=True)
+    photos = []
+    for i in range(4):
+        arr = np.full((60, 80, 3), 128, np.uint8)
+        arr[15:45, 20 + i : 50 + i] = (200, 40 + 30 * i, 40)
+        photos.append(tmp_path / f"p{i}.png")
+        Image.fromarray(arr).save(photos[-1])
+    (tmp_path / "p2.png").write_bytes(b"not an image")  # fails while preparing, by name
+    events: list[tuple[str, str, str]] = []
+    real_write, real_reconstruct = rmod._write, rmod._reconstruct
+
+    def slow_write(p, r, opts):  # noqa: ANN001, ANN202
+        events.append(("write-start", p.job.input.name, threading.current_thread().name))
+        time.sleep(0.3)
+        real_write(p, r, opts)
+        events.append(("write-end", p.job.input.name, threading.current_thread().name))
+
+    def reconstruct(rec, ready, *, is_points):  # noqa: ANN001, ANN202
+        events.append(("net-start", ",".join(p.job.input.name for p in ready), threading.current_thread().name))
+        return real_reconstruct(rec, ready, is_points=is_points)
+
+    monkeypatch.setattr(rmod, "_write", slow_write)
+    monkeypatch.setattr(rmod, "_reconstruct", reconstruct)
+    seen: list[str] = []
+    report = rmod.reconstruct_files(
+        [str(p) for p in photos], out_dir=tmp_path / "out",
+        options=rmod.ReconstructOptions(weights=weights, resolution=8, upsampling_steps=1, device="cpu", threads=1),
+        on_result=lambda r: seen.append(Path(r.input).name))
+    assert seen == ["p0.png", "p1.png", "p2.png", "p3.png"]  # input order, as each finishes
+    assert [Path(r.input).name for r in report.results] == seen
+    assert [r.ok for r in report.results] == [True, True, False, True] and "p2.png" in report.results[2].error
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.obj", "p1.obj", "p3.obj"]  # no temp files
+    # batch size 1 on the CPU: the network started on p1 before p0's mesh was written, on another thread
+    names = [e[:2] for e in events]
+    assert names.index(("net-start", "p1.png")) < names.index(("write-end", "p0.png"))
+    assert {e[2] for e in events if e[0] == "write-start"} != {e[2] for e in events if e[0] == "net-start"}
