@@ -36,7 +36,7 @@ MODEL_STAGES: dict[str, str] = {"auto": "auto", "onet": "1", "doccnet": "1+2", "
 #: File name of the default checkpoint, looked for in :func:`default_weight_dirs`.
 DEFAULT_WEIGHTS = "doccnet.pt"
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class ReconstructOptions:
 
     model: str = "auto"
     weights: Path | None = None
-    backend: str = "torch"
+    backend: str = "auto"
     onnx_dir: Path | None = None
     device: str = "auto"
     resolution: int = 32
@@ -164,25 +164,34 @@ def find_weights(weights: Path | None) -> Path:
 
 
 def make_backend(options: ReconstructOptions) -> tuple[Backend, str]:
-    """Build the runtime; returns it and a description of the weights used."""
+    """Build the runtime; returns it and a description of the weights used.
+
+    ``auto`` is torch: with the shipped decoder size torch (bfloat16 where the CPU
+    has it, float32 otherwise) measured at least as fast as onnxruntime here
+    (benchmarks/bench_speed.py records both). ``onnx`` without ``onnx_dir``
+    exports the checkpoint once into the user cache (:mod:`recon_cli.runtime.onnx_cache`).
+    """
     if options.backend not in BACKENDS:
         raise ConfigError(f"unknown backend {options.backend!r}; valid: {', '.join(BACKENDS)}")
     if options.backend == "onnx":
-        if options.onnx_dir is None:
-            raise ConfigError("--backend onnx needs --onnx-dir DIR (made by `recon export-onnx`)")
         try:
             from recon_cli.runtime.onnx_backend import OnnxBackend
         except ImportError as exc:
             raise ConfigError(
                 f"the ONNX backend needs onnxruntime ({exc}); install it with: pip install 'recon-cli[onnx]'"
             ) from exc
+        onnx_dir = options.onnx_dir
+        if onnx_dir is None:
+            from recon_cli.runtime.onnx_cache import cached_export
+
+            onnx_dir = cached_export(find_weights(options.weights))
         try:
-            backend = OnnxBackend(options.onnx_dir, device=options.device, threads=options.threads)
+            backend = OnnxBackend(onnx_dir, device=options.device, threads=options.threads)
         except ImportError as exc:
             raise ConfigError(
                 f"the ONNX backend needs onnxruntime ({exc}); install it with: pip install 'recon-cli[onnx]'"
             ) from exc
-        return backend, str(options.onnx_dir)
+        return backend, str(onnx_dir)
     from recon_cli.runtime.torch_backend import TorchBackend
 
     path = find_weights(options.weights)
@@ -325,6 +334,7 @@ def reconstruct_files(
     if todo:
         backend, weights = make_backend(opts)
         report.weights, report.device = weights, str(backend.device)
+        report.backend = "onnx" if opts.backend == "onnx" else "torch"  # what auto resolved to
         stages = _stages(opts.model, backend, points=is_points)
         from recon_cli.pipeline import Reconstructor
 

@@ -182,10 +182,25 @@ def test_missing_weights_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mo
     assert result.exit_code == 1 and "nope.pt: no such checkpoint file" in result.stderr
 
 
-def test_backend_and_device_errors(tmp_path: Path, weights: Path) -> None:
+def test_onnx_backend_exports_once_into_the_cache_and_device_errors(tmp_path: Path, weights: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    from recon_cli.runtime.onnx_cache import checkpoint_digest
+
+    monkeypatch.setenv("RECON_CACHE_DIR", str(tmp_path / "cache"))
     photo = _photo(tmp_path / "a.png")
-    result = runner.invoke(app, ["reconstruct", str(photo), "--backend", "onnx", "--weights", str(weights)])
-    assert result.exit_code == 1 and "--onnx-dir" in result.stderr
+    for run in range(2):
+        result = runner.invoke(app, ["reconstruct", str(photo), "-o", str(tmp_path / f"a{run}.obj"), "--backend", "onnx",
+                                     "--weights", str(weights), *FAST, "--json"])
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout)["summary"]
+        export = tmp_path / "cache" / "onnx" / checkpoint_digest(weights)
+        assert summary["backend"] == "onnx" and summary["weights"] == str(export)
+        assert (export / "recon_onnx.json").is_file()
+        if run == 0:
+            stamp = (export / "recon_onnx.json").stat().st_mtime_ns
+    assert (export / "recon_onnx.json").stat().st_mtime_ns == stamp  # reused, not exported again
+    assert [p.name for p in (tmp_path / "cache" / "onnx").iterdir()] == [export.name]  # no temp folders left
     if not torch.cuda.is_available():
         result = runner.invoke(app, ["reconstruct", str(photo), "--device", "cuda", "--weights", str(weights)])
         assert result.exit_code == 1 and "CUDA" in result.stderr

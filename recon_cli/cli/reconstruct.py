@@ -160,8 +160,10 @@ def register(app: typer.Typer) -> None:
                                        help="Also write <stem>_mask.png, the mask used, in the photo's pixel grid."),
         remove_bg: bool = typer.Option(True, "--remove-bg/--no-remove-bg", hidden=True,
                                        help="--no-remove-bg is the same as --segment none (kept for old scripts)."),
-        backend: str = typer.Option("torch", "--backend", callback=_one_of(["torch", "onnx"]), metavar="torch|onnx",
-                                    help="Runtime: torch, or onnxruntime with --onnx-dir."),
+        backend: str = typer.Option("auto", "--backend", callback=_one_of(["auto", "torch", "onnx"]),
+                                    metavar="auto|torch|onnx",
+                                    help="Runtime: torch, onnxruntime (the checkpoint is exported once into "
+                                         "~/.cache/recon/onnx, or give --onnx-dir), or auto (the faster here: torch)."),
         onnx_dir: Path = typer.Option(None, "--onnx-dir", help="Folder made by `recon export-onnx` (--backend onnx)."),
         shard: str = typer.Option(None, "--shard", help="Process only shard I of N (I/N, 0-based)."),
         threads: int = threads_option(),
