@@ -12,6 +12,10 @@ without knowing where each photo was taken from. Three strategies:
 - ``cloud``: each view gets its own stage-1 mesh; their area-weighted surface
   samples are pooled and thinned by farthest-point sampling to the 300 points
   of stage 2 (needs a model with stage 2).
+- ``chain``: each view runs the whole D-OccNet chain up to its own stage-2
+  code (its stage-1 mesh, its 300 points); the stage-2 occupancy logits of all
+  views are averaged at every MISE query (needs a model with stage 2). This
+  averages out stage 2's per-view errors, which fusing at stage 1 cannot.
 
 With one view every strategy gives exactly the single-view reconstruction.
 Which one is the default was decided by measurement (README, `recon eval --views`).
@@ -27,10 +31,9 @@ import torch
 import trimesh
 
 from recon_cli.errors import InputError
+from recon_cli.io.choices import FUSION_STRATEGIES  # valid strategies (see the module docstring)
 from recon_cli.pipeline import Reconstruction, Reconstructor, farthest_point_sampling, sample_input_points
 
-#: Valid fusion strategies (see the module docstring).
-FUSION_STRATEGIES: tuple[str, ...] = ("logits", "code", "cloud")
 
 #: The strategy used when none is named.
 DEFAULT_FUSION = "logits"
@@ -103,8 +106,8 @@ class MultiViewReconstructor(Reconstructor):
                 raise InputError(f"views must be float RGB in [0, 1], got dtype {views.dtype}")
         if not sets:
             return []
-        if fusion == "cloud" and not self._use_stage2():
-            raise InputError("cloud fusion pools stage-1 clouds for stage 2, which this model (or --model onet) "
+        if fusion in ("cloud", "chain") and not self._use_stage2():
+            raise InputError(f"{fusion} fusion works on stage 2, which this model (or --model onet) "
                              "does not run; use fusion 'logits' or 'code'")
         with torch.inference_mode():
             return self._reconstruct_views(sets, fusion)
@@ -125,6 +128,9 @@ class MultiViewReconstructor(Reconstructor):
         if fusion == "code":
             fused = torch.stack([codes[bounds[i]:bounds[i + 1]].mean(dim=0) for i in range(b)])
             meshes1, n1 = self.extract(1, fused, upsampling_steps=steps1)
+        elif fusion == "chain":
+            timings["stage1"] = time.perf_counter() - t
+            return self._chain(codes, counts, timings, start)
         elif fusion == "logits":
             evaluate = mean_over_views(self._eval_fn(1, codes), counts)
             meshes1, n1 = self.extract_field(evaluate, b, upsampling_steps=steps1)
@@ -139,3 +145,34 @@ class MultiViewReconstructor(Reconstructor):
             meshes1 = [g[0] if len(g) == 1 else trimesh.util.concatenate(list(g)) for g in groups]
         timings["stage1"] = time.perf_counter() - t
         return self._complete(meshes1, n1, timings, start, clouds=clouds)
+
+    def _chain(self, codes: torch.Tensor, counts: list[int], timings: dict[str, float], start: float
+               ) -> list[Reconstruction]:
+        """Per-view chains up to the stage-2 codes, then the mean of the views' stage-2 logits."""
+        from recon_cli.extract.postprocess import empty_mesh
+
+        n_points = self.backend.n_input_points
+        per_view, n_view = self.extract(1, codes, upsampling_steps=self._stage1_steps())
+        t = time.perf_counter()
+        clouds = [sample_input_points(m, n_points, self._rng(np.asarray(m.vertices))) for m in per_view]
+        timings["sample"] = time.perf_counter() - t
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        usable = [[v for v in range(bounds[i], bounds[i + 1]) if len(clouds[v]) == n_points]
+                  for i in range(len(counts))]
+        objects = [i for i, views in enumerate(usable) if views]  # objects with at least one non-empty view
+        finals = [empty_mesh() for _ in counts]
+        n_eval = [int(sum(n_view[bounds[i]:bounds[i + 1]])) for i in range(len(counts))]
+        if objects:
+            t = time.perf_counter()
+            order = [v for i in objects for v in usable[i]]
+            codes2 = self._point_codes([clouds[v] for v in order])
+            evaluate = mean_over_views(self._eval_fn(2, codes2), [len(usable[i]) for i in objects])
+            meshes2, n2 = self.extract_field(evaluate, len(objects))
+            for i, mesh, n in zip(objects, meshes2, n2):
+                finals[i] = self._finish(mesh)
+                n_eval[i] += n
+            timings["stage2"] = time.perf_counter() - t
+        groups1 = [per_view[bounds[i]:bounds[i + 1]] for i in range(len(counts))]
+        meshes1 = [g[0] if len(g) == 1 else trimesh.util.concatenate(list(g)) for g in groups1]
+        points = [np.concatenate([clouds[v] for v in views]) if views else None for views in usable]
+        return self._package(finals, meshes1, points, n_eval, timings, start)

@@ -333,10 +333,13 @@ class Reconstructor:
         return self._package(finals, meshes1, points, n_eval, timings, start)
 
     def _stage2(self, clouds: Sequence[np.ndarray]) -> tuple[list[trimesh.Trimesh], list[int]]:
+        return self.extract(2, self._point_codes(clouds))
+
+    def _point_codes(self, clouds: Sequence[np.ndarray]) -> torch.Tensor:
+        """Stage-2 codes (B, c2) of clouds (each (P, 3))."""
         # one cloud per forward pass: codes must not depend on the batch's composition
-        codes = torch.cat([self.backend.encode_points(torch.from_numpy(np.asarray(cl, np.float32))[None]
-                                                      .to(self.backend.device)) for cl in clouds])
-        return self.extract(2, codes)
+        return torch.cat([self.backend.encode_points(torch.from_numpy(np.asarray(cl, np.float32))[None]
+                                                     .to(self.backend.device)) for cl in clouds])
 
     def reconstruct_points(self, clouds: Sequence[np.ndarray]) -> list[Reconstruction]:
         """Point clouds (each (P_i, 3), already in the normalised frame) -> stage-2 reconstructions.

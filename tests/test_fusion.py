@@ -31,6 +31,7 @@ class SphereBackend:
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         b = images.mean(dim=(1, 2, 3))
+        b = torch.where(b < 0.05, torch.full_like(b, -1.0), b)  # black images: no object at all
         return torch.stack([b, b], dim=1)
 
     def encode_points(self, points: torch.Tensor) -> torch.Tensor:
@@ -65,8 +66,10 @@ def test_fused_shape_lies_between_the_views(fusion: str) -> None:
     rec = MultiViewReconstructor(SphereBackend(), options=FAST, stages="1+2")
     small, big = (mean_radius(r.mesh) for r in rec.reconstruct_images(views(0.2, 0.4)))
     (fused,) = rec.reconstruct_views([views(0.2, 0.4)], fusion=fusion)
-    assert small + 0.02 < mean_radius(fused.mesh) < big - 0.02 or fusion == "cloud"
-    if fusion == "cloud":  # pooled points of both spheres: mean distance between the radii
+    assert small + 0.02 < mean_radius(fused.mesh) < big - 0.02 or fusion in ("cloud", "chain")
+    if fusion == "chain":  # the mean of two stage-2 spheres' logits: a sphere in between
+        assert small + 0.02 < mean_radius(fused.mesh) < big - 0.02 and fused.points.shape == (600, 3)
+    elif fusion == "cloud":  # pooled points of both spheres: mean distance between the radii
         assert 0.2 < np.linalg.norm(fused.points, axis=1).mean() < 0.4
         assert len(fused.stage1_mesh.faces) > 1.5 * len(rec.reconstruct_images(views(0.2))[0].stage1_mesh.faces)
     else:  # averaging two spheres' logits or codes gives the sphere of the mean brightness
@@ -85,8 +88,9 @@ def test_errors() -> None:
     rec = MultiViewReconstructor(SphereBackend(stage2=False), options=FAST)
     with pytest.raises(InputError, match="unknown fusion"):
         rec.reconstruct_views([views(0.3)], fusion="max")
-    with pytest.raises(InputError, match="cloud fusion"):
-        rec.reconstruct_views([views(0.3, 0.2)], fusion="cloud")
+    for fusion in ("cloud", "chain"):
+        with pytest.raises(InputError, match=f"{fusion} fusion works on stage 2"):
+            rec.reconstruct_views([views(0.3, 0.2)], fusion=fusion)
     with pytest.raises(InputError, match="shape"):
         rec.reconstruct_views([torch.rand(3, 8, 8)])
     assert rec.reconstruct_views([]) == []
@@ -112,3 +116,13 @@ def test_mean_over_views_and_pooled_points() -> None:
     pts = pooled_input_points([a, b], 300, np.random.default_rng(1))
     r = np.linalg.norm(pts, axis=1)
     assert pts.shape == (300, 3) and (r < 0.25).sum() > 30 and (r > 0.35).sum() > 100
+
+
+def test_chain_skips_views_whose_stage1_is_empty() -> None:
+    rec = MultiViewReconstructor(SphereBackend(), options=FAST)
+    (alone,) = rec.reconstruct_images(views(0.3))
+    (fused,) = rec.reconstruct_views([views(0.0, 0.3)], fusion="chain")  # brightness 0: radius 0, no surface
+    np.testing.assert_allclose(fused.mesh.vertices, alone.mesh.vertices)
+    assert fused.points.shape == (300, 3)
+    (nothing,) = rec.reconstruct_views([views(0.0, 0.0)], fusion="chain")
+    assert nothing.empty and nothing.points is None

@@ -10,6 +10,7 @@ import typer
 from recon_cli.cli.common import err_console, guarded, print_json
 from recon_cli.cli.common import one_of as _one_of
 from recon_cli.cli.options import threads_option, use_threads
+from recon_cli.io.choices import FUSION_STRATEGIES
 
 #: --model -> Reconstructor stages.
 MODEL_STAGES: dict[str, str] = {"auto": "auto", "onet": "1", "doccnet": "1+2"}
@@ -128,15 +129,15 @@ def register(app: typer.Typer) -> None:
         views: int = typer.Option(1, "--views", min=1, help="Fuse N views per model (multi-view reconstruction)."),
         view_choice: str = typer.Option("first", "--view-choice", metavar="first|random",
                                         help="Views 0..N-1, or N random distinct views fixed per model by --seed."),
-        fusion: str = typer.Option("logits", "--fusion", metavar="logits|code|cloud",
+        fusion: str = typer.Option("logits", "--fusion", metavar="|".join(FUSION_STRATEGIES),
                                    help="How the views are fused (see recon reconstruct --fuse)."),
         threads: int = threads_option(),
     ) -> None:
         use_threads(threads)
         if view_choice not in ("first", "random"):
             raise typer.BadParameter("valid: first, random", param_hint="--view-choice")
-        if fusion not in ("logits", "code", "cloud"):
-            raise typer.BadParameter("valid: logits, code, cloud", param_hint="--fusion")
+        if fusion not in FUSION_STRATEGIES:
+            raise typer.BadParameter(f"valid: {', '.join(FUSION_STRATEGIES)}", param_hint="--fusion")
         if (views > 1 or view_choice != "first") and (meshes is not None or baseline is not None):
             raise typer.BadParameter("--views and --view-choice apply to --weights models only", param_hint="--views")
         mode = _check_mode(merge=merge, meshes=meshes, weights=weights, baseline=baseline, data=data, shard=shard,

@@ -10,6 +10,7 @@ import typer
 from recon_cli.cli.common import err_console, fail, guarded, print_json
 from recon_cli.cli.common import one_of as _one_of
 from recon_cli.cli.options import PRECISION_HELP, threads_option, use_threads
+from recon_cli.io.choices import FUSION_STRATEGIES as FUSIONS
 from recon_cli.io.choices import SEGMENT_METHODS
 
 HELP = (
@@ -29,7 +30,6 @@ HELP = (
 )
 
 QUALITIES = ("draft", "standard", "high")
-FUSIONS = ("logits", "code", "cloud")  # recon_cli.fusion.FUSION_STRATEGIES (not imported: keeps --help light)
 FORMATS = ("obj", "ply", "stl", "off", "glb")
 
 

@@ -9,3 +9,6 @@ from __future__ import annotations
 
 #: Segmentation methods of opaque photos (``recon reconstruct --segment``; see :mod:`recon_cli.io.segment`).
 SEGMENT_METHODS: tuple[str, ...] = ("auto", "border", "grabcut", "none")
+
+#: Multi-view fusion strategies (``--fusion``; see :mod:`recon_cli.fusion`).
+FUSION_STRATEGIES: tuple[str, ...] = ("logits", "code", "cloud", "chain")
