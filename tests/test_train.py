@@ -196,7 +196,7 @@ def test_sigterm_saves_and_stops(dataset: Path, tmp_path: Path) -> None:
 
     result = train(cfg, data_root=dataset, out_dir=tmp_path / "run", on_event=on_event)
     # the signal lands after step 3's stop vote, so the run ends after step 4
-    assert result.stopped == "signal" and result.step == 4
+    assert result.stopped == "signal" and result.step == 4 and result.signal == signal.SIGTERM
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["extra"]["step"] == 4
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
@@ -229,9 +229,9 @@ def test_sigterm_to_process_group_with_loader_workers(dataset: Path, tmp_path: P
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, stderr[-2000:]
+    assert proc.returncode == 143, stderr[-2000:]  # 128 + SIGTERM: a scheduler sees an interrupted run
     result = json.loads(stdout)
-    assert result["stopped"] == "signal" and result["step"] >= 1
+    assert result["stopped"] == "signal" and result["step"] >= 1 and result["signal"] == signal.SIGTERM
     assert torch.load(out / "last.pt", weights_only=True)["extra"]["step"] == result["step"]
 
 
@@ -340,3 +340,64 @@ def test_bf16_autocast_and_progress_display(dataset: Path, tmp_path: Path) -> No
     assert "max_steps: step 2/5" in result.stderr and "best val IoU" in result.stderr and result.stdout == ""
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert math.isfinite(records[0]["loss"]) and records[-1]["step"] == 2
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_cli_exit_code_of_a_signalled_run(dataset: Path, tmp_path: Path, signum: int, code: int) -> None:
+    """Issue 16: an interrupted run must not exit 0 (last.pt is saved; the code tells it from a finished one)."""
+    out = tmp_path / "run"
+    args = ["train", "--data", str(dataset), "--model", "onet-pcl", "--out", str(out)]
+    for s in [*SMALL, "steps=50", "val_every=100", "checkpoint_every=100"]:
+        args += ["--set", s]
+    import recon_cli.training.loop as loop
+
+    real = loop.Trainer.emit
+
+    def emit(self, event: dict) -> None:  # noqa: ANN001
+        real(self, event)
+        if event["type"] == "step" and event["step"] == 2:
+            os.kill(os.getpid(), signum)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(loop.Trainer, "emit", emit)
+        result = runner.invoke(app, args)
+    assert result.exit_code == code, result.output
+    assert "stopped by" in result.stderr and "--resume" in result.stderr
+    assert (out / "last.pt").is_file()
+
+
+def test_resume_without_last_pt_fails_with_one_line(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "typo"
+    result = runner.invoke(app, ["train", "--data", str(dataset), "--model", "onet-pcl", "--out", str(out),
+                                 "--resume", "--set", "steps=1"])
+    assert result.exit_code == 1, result.output
+    (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert "no last.pt" in line and str(out) in line
+    assert not (out / "last.pt").exists()
+
+
+def test_train_without_model_is_a_usage_error(dataset: Path, tmp_path: Path) -> None:
+    from recon_cli.cli.train import MODELS
+    from recon_cli.models.config import MODEL_NAMES
+
+    assert MODELS == MODEL_NAMES
+    result = runner.invoke(app, ["train", "--data", str(dataset), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "--model" in result.stderr
+    assert runner.invoke(app, ["train", "--model", "occnet", "--dry-run"]).exit_code == 2
+    assert runner.invoke(app, ["train", "--model", "onet"]).exit_code == 2  # no --data/--out
+
+
+def test_empty_val_split_warns_that_no_best_pt_is_written(dataset: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(dataset, root)
+    for lst in root.glob("*/val.lst"):
+        lst.write_text("")
+    args = ["train", "--data", str(root), "--model", "onet-pcl", "--out", str(tmp_path / "run")]
+    for s in [*SMALL, "steps=2", "val_every=1"]:
+        args += ["--set", s]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.stderr and "no best.pt" in result.stderr
+    assert not (tmp_path / "run" / "best.pt").exists()

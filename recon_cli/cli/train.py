@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from recon_cli.cli.common import err_console, guarded, print_json
+from recon_cli.cli.common import err_console, guarded, one_of, print_json
+
+MODELS = ("onet", "onet-pcl", "doccnet")
 
 
 def register(app: typer.Typer) -> None:
@@ -19,28 +22,29 @@ def register(app: typer.Typer) -> None:
 @guarded
 def train_command(
     data: Path = typer.Option(None, "--data", help="Dataset root (ShapeNet layout, e.g. from `recon data build`)."),
-    model: str = typer.Option(None, "--model", help="onet, onet-pcl or doccnet (default: model.name of --config)."),
+    model: str = typer.Option(None, "--model", callback=one_of(MODELS), metavar="onet|onet-pcl|doccnet",
+                              help="Model to train (default: model.name of --config, or of the run being resumed)."),
     out: Path = typer.Option(None, "--out", help="Run folder: config.yaml, log.jsonl, last.pt, best.pt."),
     config: str = typer.Option(
         None, "--config", help="YAML file layered over the built-in config, or a built-in name "
         "(onet, onet-pcl, doccnet, doccnet-cpu)."),
     overrides: list[str] = typer.Option(
-        None, "--set", help="Override one key, e.g. --set optim.lr=3e-4 (repeatable)."),
+        None, "--set", metavar="KEY=VALUE", help="Override one key, e.g. --set optim.lr=3e-4 (repeatable)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from last.pt exactly."),
     max_steps: int = typer.Option(None, "--max-steps", min=1, help="Stop after N steps of this invocation."),
     max_minutes: float = typer.Option(None, "--max-minutes", min=0.01, help="Stop after M minutes (saves last.pt)."),
-    device: str = typer.Option(None, "--device", help="auto, cpu or cuda (default: the config's, auto)."),
+    device: str = typer.Option(None, "--device", callback=one_of(("auto", "cpu", "cuda")), metavar="auto|cpu|cuda",
+                               help="Device (default: the config's, auto)."),
     workers: int = typer.Option(None, "--workers", min=0, help="DataLoader worker processes."),
     threads: int = typer.Option(None, "--threads", min=0, help="CPU threads for torch (1 is fastest on a busy machine)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
     json_out: bool = typer.Option(False, "--json", help="Print the result (or config) as JSON on stdout."),
 ) -> None:
-    """Train a model; SIGTERM/Ctrl-C save last.pt and stop cleanly, --resume continues.
+    """Train a model; SIGTERM/Ctrl-C save last.pt and stop cleanly (exit code 143 / 130), --resume continues.
 
     Several GPUs or nodes: launch the same command line with `torchrun`.
     """
     from recon_cli.config import load_yaml, to_dict
-    from recon_cli.errors import ConfigError
     from recon_cli.training import config_to_yaml, resolve_config, train
 
     sets = list(overrides or [])
@@ -53,6 +57,16 @@ def train_command(
     base = None
     if resume and out is not None and (out / "config.yaml").is_file():
         base = load_yaml(out / "config.yaml")
+    if model is None and config is None and base is None:
+        raise typer.BadParameter(f"choose a model: --model {'|'.join(MODELS)} (or --config FILE)",
+                                 param_hint="--model")
+    if not dry_run and (data is None or out is None):
+        raise typer.BadParameter("--data and --out are required (or use --dry-run)",
+                                 param_hint="--data" if data is None else "--out")
+    if not dry_run:
+        from recon_cli.io.paths import check_output_folder
+
+        check_output_folder(out)  # before any work
     cfg = resolve_config(model=model, config_file=config, overrides=sets, base=base)
     if dry_run:
         if json_out:
@@ -60,8 +74,6 @@ def train_command(
         else:
             typer.echo(config_to_yaml(cfg), nl=False)
         return
-    if data is None or out is None:
-        raise ConfigError("--data and --out are required (or use --dry-run)")
     main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
     with _Display(enabled=main_rank and not json_out) as display:
         result = train(cfg, data_root=data, out_dir=out, resume=resume, on_event=display.on_event,
@@ -72,11 +84,16 @@ def train_command(
         from dataclasses import asdict
 
         print_json(asdict(result))
-        return
-    best = "n/a" if result.best_iou is None else f"{result.best_iou:.4f} (step {result.best_step})"
-    err_console.print(
-        f"{result.stopped}: step {result.step}/{result.total_steps} in {result.seconds:.0f} s; "
-        f"best val IoU {best}; checkpoints in {result.out_dir}", markup=False)
+    else:
+        best = "n/a" if result.best_iou is None else f"{result.best_iou:.4f} (step {result.best_step})"
+        err_console.print(
+            f"{result.stopped}: step {result.step}/{result.total_steps} in {result.seconds:.0f} s; "
+            f"best val IoU {best}; checkpoints in {result.out_dir}", markup=False)
+    if result.stopped == "signal":  # a scheduler must tell an interrupted run from a finished one
+        signum = result.signal or signal.SIGTERM
+        err_console.print(f"stopped by {signal.Signals(signum).name} after saving last.pt at step {result.step}; "
+                          "continue with --resume", style="yellow", markup=False)
+        raise typer.Exit(128 + signum)
 
 
 class _Display:
@@ -112,6 +129,9 @@ class _Display:
             if key not in self.cache_tasks:
                 self.cache_tasks[key] = p.add_task(f"cache {key}", total=event["total"], info="")
             p.update(self.cache_tasks[key], completed=event["done"])
+            return
+        if kind == "warning":
+            p.console.print(f"warning: {event['text']}", style="yellow", markup=False, soft_wrap=True)
             return
         if kind == "message" and self.task is None:
             p.console.print(event["text"], markup=False)

@@ -159,6 +159,7 @@ class TrainResult:
     seconds: float
     last_path: str
     best_path: str | None
+    signal: int | None = None  # the signal number when stopped == "signal" (SIGTERM 15, SIGINT 2)
 
 
 # ------------------------------------------------------------------- config resolution

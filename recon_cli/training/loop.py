@@ -68,6 +68,7 @@ class _StopFlag:
 
     def __init__(self) -> None:
         self.raised = False
+        self.signum: int | None = None
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopFlag:
@@ -82,6 +83,7 @@ class _StopFlag:
         if self.raised and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C stops at once
         self.raised = True
+        self.signum = self.signum or signum
 
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._previous.items():
@@ -156,6 +158,9 @@ class Trainer(CheckpointMixin, ValidationMixin, FinetuneMixin):
         val_set = _make_dataset(cfg, self.root, cfg.data.val_split, train=False)
         if len(train_set) == 0:
             raise DatasetError(f"no models in split {cfg.data.train_split!r}", path=self.root)
+        if len(val_set) == 0:
+            self.emit({"type": "warning", "text": f"{self.root}: split {cfg.data.val_split!r} has no models: no "
+                                                  "validation, so no best.pt will be written (use last.pt)"})
         self.emit({"type": "start", "step": self.step, "total_steps": cfg.total_steps,
                    "train_models": len(train_set), "val_models": len(val_set),
                    "device": str(self.device), "world_size": self.info.world_size,
@@ -173,12 +178,14 @@ class Trainer(CheckpointMixin, ValidationMixin, FinetuneMixin):
                     break
         if self.step >= cfg.total_steps:
             stopped = "done"
+        signum = (flag.signum or signal.SIGTERM) if stopped == "signal" else None  # another rank's vote: SIGTERM
         return TrainResult(
             out_dir=str(self.out), step=self.step, total_steps=cfg.total_steps, stopped=stopped,
             best_iou=self.best_iou, best_step=self.best_step, last_val=self.last_val,
             last_loss=self.last_loss, seconds=time.perf_counter() - t0,
             last_path=str(self.out / "last.pt"),
             best_path=str(self.out / "best.pt") if (self.out / "best.pt").exists() else None,
+            signal=None if signum is None else int(signum),
         )
 
     def _write_config(self) -> None:
@@ -362,6 +369,9 @@ def train(
     if not resume and (out_dir / "last.pt").exists():
         raise ConfigError("a run already exists here; pass --resume to continue it or choose another --out",
                           path=out_dir)
+    if resume and not (out_dir / "last.pt").is_file():
+        raise ConfigError("--resume: there is no last.pt here to continue from (wrong --out?); "
+                          "run without --resume to start a new run", path=out_dir)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(config.device, local_rank=local_rank)
     if device.type == "cuda":
