@@ -80,6 +80,9 @@ def preview(
     per_category: int = typer.Option(8, "--per-category", "-n", min=1, help="Renders per category (row)."),
     split: Optional[str] = typer.Option(None, "--split", help="train, val or test (default: all models)."),
     view: int = typer.Option(0, "--view", min=0, help="Which render of each model (000.jpg by default)."),
+    canonical: bool = typer.Option(False, "--canonical",
+                                   help="Draw every model's surface points from one canonical viewpoint "
+                                        "(fronts towards the viewer) instead of a render."),
     json_out: bool = typer.Option(False, "--json", help="Print the output path as JSON on stdout."),
 ) -> None:
     """Write a contact sheet PNG: one labelled row of renders (view 000 by default) per category.
@@ -88,7 +91,7 @@ def preview(
     """
     from recon_cli.data.synth import contact_sheet
 
-    path = contact_sheet(root, out, per_category=per_category, split=split, view=view)
+    path = contact_sheet(root, out, per_category=per_category, split=split, view=view, canonical=canonical)
     if json_out:
         print_json({"sheet": str(path)})
     else:

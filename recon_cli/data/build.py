@@ -64,6 +64,7 @@ class ModelResult:
     seconds: float = 0.0
     done: int = 0     # jobs finished so far, this one included
     total: int = 0    # jobs in the run
+    warnings: list[str] = field(default_factory=list)   # from the mesh source (metadata["warnings"])
 
 
 @dataclass
@@ -189,15 +190,19 @@ def _load_source(source: MeshSource) -> trimesh.Trimesh:
 def build_model(job: ModelJob, root: Path, render: RenderOptions, n_points: int) -> ModelResult:
     """Build one job; failures become a ModelResult with ``error`` (never raised)."""
     start = time.perf_counter()
+    warnings: list[str] = []
     try:
         mesh = to_canonical(_load_source(job.source), job.rotation)
+        warnings = [str(w) for w in mesh.metadata.get("warnings", [])]
         write_model(mesh, Path(root) / job.synset / job.model_id, seed=job.seed, render=render, n_points=n_points)
     except ReconError as exc:
-        return ModelResult(job.synset, job.model_id, False, str(exc), seconds=time.perf_counter() - start)
+        return ModelResult(job.synset, job.model_id, False, str(exc), seconds=time.perf_counter() - start,
+                           warnings=warnings)
     except Exception as exc:  # noqa: BLE001 - one bad mesh must not stop a batch
         message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        return ModelResult(job.synset, job.model_id, False, message, seconds=time.perf_counter() - start)
-    return ModelResult(job.synset, job.model_id, True, seconds=time.perf_counter() - start)
+        return ModelResult(job.synset, job.model_id, False, message, seconds=time.perf_counter() - start,
+                           warnings=warnings)
+    return ModelResult(job.synset, job.model_id, True, seconds=time.perf_counter() - start, warnings=warnings)
 
 
 def _check_split(split: Sequence[float]) -> tuple[float, float, float]:

@@ -13,7 +13,10 @@ Default framing: the camera looks at the origin (bounding-box centre) from
 the Choy et al. renders): a unit-size object covers roughly 70-80% of the
 frame. Shading is Lambertian (ambient + key light + weak fill, fixed in the
 camera frame, two-sided), flat per face, with per-face colours when the mesh
-has them and a neutral light grey otherwise, on a white background.
+has them and a neutral light grey otherwise, on a white background. Meshes
+that carry :class:`recon_cli.data.surface.SurfaceMaterials` (imported models)
+are coloured by their materials: diffuse colour times the texture sampled at
+the UV coordinates of each ray hit.
 Anti-aliasing is adaptive: pixels at silhouettes and colour edges are
 re-sampled with 2x2 rays.
 """
@@ -24,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import trimesh
+
+from recon_cli.data.surface import barycentric_hits, materials_of
 
 #: Focal length of the Choy et al. renders at 137 px: 35 mm lens / 32 mm sensor * 137.
 CHOY_FOCAL_137 = 35.0 / 32.0 * 137.0
@@ -105,7 +110,14 @@ class _Shading:
 
 
 def face_albedo(mesh: trimesh.Trimesh) -> np.ndarray:
-    """(F,3) albedo in [0,1]: the mesh's face colours when it has any, a light grey otherwise."""
+    """(F,3) albedo in [0,1]: the mesh's face colours when it has any, a light grey otherwise.
+
+    A mesh with :class:`recon_cli.data.surface.SurfaceMaterials` uses their flat colours here (the
+    renderer samples its textures per hit).
+    """
+    mats = materials_of(mesh)
+    if mats is not None:
+        return mats.albedo()
     visual = getattr(mesh, "visual", None)
     kind = getattr(visual, "kind", None)
     try:
@@ -193,10 +205,21 @@ def _shade(mesh: trimesh.Trimesh, tri: np.ndarray, view_idx: np.ndarray, dirs: n
     n = np.asarray(mesh.face_normals, dtype=np.float32)[faces]  # (H,3)
     sign = np.where(np.einsum("ij,ij->i", n, dirs[hit]) > 0, -1.0, 1.0).astype(np.float32)
     n *= sign[:, None]  # two-sided: the normal faces the camera
+    albedo = sh.colors[faces]
+    mats = materials_of(mesh)
+    if mats is not None and mats.textures:
+        textured = np.flatnonzero(mats.face_texture[faces] >= 0)
+        if len(textured):
+            tv = views[textured]
+            centres = -np.einsum("vji,vj->vi", R, Rt[:, :, 3].astype(np.float32))[tv]  # camera centres -R^T t
+            tris = np.asarray(mesh.triangles, dtype=np.float64)[faces[textured]]
+            bary = barycentric_hits(tris, centres.astype(np.float64), dirs[hit][textured].astype(np.float64))
+            albedo = albedo.copy()
+            albedo[textured] = mats.sample(faces[textured], bary)
     g = sh.gains[views]  # (H,3)
     lam = (g[:, 0] + g[:, 1] * np.clip(np.einsum("ij,ij->i", n, key_w), 0, None)
            + g[:, 2] * np.clip(np.einsum("ij,ij->i", n, fill_w), 0, None))
-    out[hit] = np.clip(sh.colors[faces] * sh.tint[views] * lam[:, None], 0.0, 1.0)
+    out[hit] = np.clip(albedo * sh.tint[views] * lam[:, None], 0.0, 1.0)
     return out
 
 

@@ -1,12 +1,20 @@
-"""Contact sheet of a dataset: one row of renders (view 000) per category."""
+"""Contact sheet of a dataset: one row of renders (view 000) per category.
+
+With ``canonical=True`` every tile is drawn from the same canonical viewpoint instead (the
+surface points of ``pointcloud.npz`` splatted with a z-buffer, shaded by their normals; camera
+in front-right of the object: azimuth 60 degrees from +z towards +x, elevation 25), so a model in
+the wrong frame or the wrong category stands out (all fronts face +x: towards the viewer, a
+little to the right).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw
 
-from recon_cli.data.layout import IMG_DIR, SPLITS, read_metadata, read_split, short_name, view_name
+from recon_cli.data.layout import IMG_DIR, POINTCLOUD_FILE, SPLITS, read_metadata, read_split, short_name, view_name
 from recon_cli.errors import DatasetError, InputError
 from recon_cli.io.atomic import atomic_path
 
@@ -34,9 +42,44 @@ def _tile(path: Path, size: int) -> Image.Image | None:
         return None
 
 
+CANONICAL_AZIMUTH, CANONICAL_ELEVATION = 60.0, 25.0
+
+
+def canonical_tile(cloud_npz: Path, size: int) -> Image.Image | None:
+    """The surface points of a model drawn from the canonical viewpoint (None when unreadable)."""
+    from recon_cli.data.render import RenderOptions, intrinsics, look_at
+
+    try:
+        with np.load(cloud_npz) as data:
+            pts = np.asarray(data["points"], dtype=np.float64)
+            normals = np.asarray(data["normals"], dtype=np.float64)
+    except (OSError, ValueError, KeyError):
+        return None
+    if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) == 0:
+        return None
+    ss = size
+    K, Rt = intrinsics(ss, RenderOptions().focal), look_at(CANONICAL_AZIMUTH, CANONICAL_ELEVATION, 1.6)
+    cam = pts @ Rt[:, :3].T + Rt[:, 3]
+    uv = cam @ K.T
+    col = np.floor(uv[:, 0] / uv[:, 2]).astype(np.int64)
+    row = np.floor(uv[:, 1] / uv[:, 2]).astype(np.int64)
+    ok = (cam[:, 2] > 1e-6) & (col >= 0) & (col < ss) & (row >= 0) & (row < ss)
+    n_cam = normals @ Rt[:, :3].T
+    n_cam /= np.maximum(np.linalg.norm(n_cam, axis=1, keepdims=True), 1e-9)
+    light = np.array([-0.4, -0.6, -0.7]) / np.linalg.norm([-0.4, -0.6, -0.7])
+    shade = 0.3 + 0.7 * np.abs(n_cam @ light)
+    order = np.argsort(-cam[:, 2])[np.flatnonzero(ok[np.argsort(-cam[:, 2])])]  # far first: near ones win
+    image = np.full((ss, ss, 3), 255.0)
+    image[row[order], col[order]] = shade[order, None] * np.array([150.0, 170.0, 205.0])
+    return Image.fromarray(image.astype(np.uint8))
+
+
 def contact_sheet(root: str | Path, out_png: str | Path, *, per_category: int = 8, split: str | None = None,
-                  tile: int = 137, view: int = 0) -> Path:
-    """Write a PNG grid: one row per category (labelled), ``per_category`` renders (``view``, 000 by default)."""
+                  tile: int = 137, view: int = 0, canonical: bool = False) -> Path:
+    """Write a PNG grid: one row per category (labelled), ``per_category`` renders (``view``, 000 by default).
+
+    ``canonical``: draw each model's surface points from the canonical viewpoint instead.
+    """
     root = Path(root)
     if per_category < 1:
         raise InputError(f"--per-category must be at least 1, got {per_category}")
@@ -50,7 +93,9 @@ def contact_sheet(root: str | Path, out_png: str | Path, *, per_category: int = 
     for synset in sorted(meta):
         tiles = []
         for model in _models(root, synset, split):
-            im = _tile(root / synset / model / IMG_DIR / view_name(view), tile)
+            model_dir = root / synset / model
+            im = canonical_tile(model_dir / POINTCLOUD_FILE, tile) if canonical else \
+                _tile(model_dir / IMG_DIR / view_name(view), tile)
             if im is not None:
                 tiles.append(im)
             if len(tiles) == per_category:
@@ -58,7 +103,8 @@ def contact_sheet(root: str | Path, out_png: str | Path, *, per_category: int = 
         if tiles:
             rows.append((f"{short_name(meta[synset])}\n{synset}", tiles))
     if not rows:
-        raise DatasetError(f"no rendered models found ({IMG_DIR}/{view_name(view)})", path=root)
+        what = POINTCLOUD_FILE if canonical else f"{IMG_DIR}/{view_name(view)}"
+        raise DatasetError(f"no rendered models found ({what})", path=root)
     sheet = Image.new("RGB", (LABEL_WIDTH + per_category * tile, len(rows) * tile), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     for r, (label, tiles) in enumerate(rows):
