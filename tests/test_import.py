@@ -319,10 +319,27 @@ def test_mapping_table() -> None:
     assert fg.decide("Models/Maritime/Civilian/Tanker").category == "vessel"
     assert fg.decide("Models/Maritime/Misc/RedBuoy").category is None
     assert load_mapping("torcs").decide("cars/p406").category == "car"
+    phone = sh3d.decide("Blend Swap CC-0#iphone", name="Apple iPhone")
+    assert phone.category == "telephone" and phone.turn == ("-x", "+y")
     with pytest.raises(ConfigError, match="unknown category"):
         Mapping("x", {"rules": [{"category": "teapot", "name": "pot"}]})
+    with pytest.raises(ConfigError, match="bad axis"):
+        Mapping("x", {"overrides": {"a": {"category": "chair", "up": "+q"}}})
     with pytest.raises(ConfigError, match="unknown rule field"):
         Mapping("x", {"rules": [{"category": "chair", "colour": "red"}]})
+
+
+def test_turn_override_and_unused_override_warning(tmp_path: Path) -> None:
+    cat = _chair_catalog(tmp_path)
+    table = tmp_path / "mapping.yaml"
+    table.write_text('sweethome3d:\n  overrides:\n    "Test#chair": {category: chair, up: "+x", front: "+y"}\n'
+                     '    "Test#nothing": chair\n')
+    report = import_dataset(["sweethome3d"], tmp_path / "ds", from_paths=[cat], mapping_path=table, **FAST)
+    assert any("'Test#nothing' matches no model" in w for w in report.warnings)
+    assert report.counts == {"sweethome3d": {"chair": 1}}
+    pts = np.load(tmp_path / "ds" / CHAIR / "sh3d_blendswap-cc-0_chair" / "pointcloud.npz")["points"].astype(float)
+    ext = pts.max(0) - pts.min(0)
+    assert ext[1] < 0.7 and ext[0] > 0.9   # the chair (1 m high) now lies along x: its old +x is up
 
 
 def test_java_properties() -> None:

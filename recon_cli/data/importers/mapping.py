@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from recon_cli.data.categories import NAMES
-from recon_cli.errors import ConfigError
+from recon_cli.errors import ConfigError, InputError
 
 _FIELDS = ("name", "tags", "room", "key")
 
@@ -22,6 +22,7 @@ class Decision:
 
     category: str | None
     reason: str = ""
+    turn: tuple[str, str] | None = None   # (up, front) axes of the imported model to turn to +y, +x
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,22 @@ class Mapping:
         self.source = source
         self.overrides: dict[str, Decision] = {}
         for key, value in (table.get("overrides") or {}).items():
+            if isinstance(value, dict):
+                unknown = set(value) - {"category", "up", "front"}
+                if unknown or "category" not in value:
+                    raise ConfigError(f"mapping {source}: override {key!r} needs category (and optionally up, "
+                                      f"front); unknown field(s) {sorted(unknown)}")
+                turn = None
+                if "up" in value or "front" in value:
+                    from recon_cli.data.frame import frame_rotation
+
+                    turn = (str(value.get("up", "+y")), str(value.get("front", "+x")))
+                    try:
+                        frame_rotation(*turn)  # validates the axes
+                    except InputError as exc:
+                        raise ConfigError(f"mapping {source}: override {key!r}: {exc.message}") from None
+                self.overrides[str(key)] = Decision(_category(str(value["category"]), source), turn=turn)
+                continue
             text = str(value).strip()
             if text.startswith("skip:"):
                 self.overrides[str(key)] = Decision(None, text[5:].strip())

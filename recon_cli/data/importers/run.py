@@ -28,6 +28,7 @@ from pathlib import Path
 from recon_cli.data import layout
 from recon_cli.data.build import BuildReport, ModelJob, ModelResult, assign_splits, write_dataset
 from recon_cli.data.categories import LONG_NAMES, NAMES
+from recon_cli.data.frame import frame_rotation, to_canonical
 from recon_cli.data.importers import acsources, sweethome3d
 from recon_cli.data.importers.archive import deb_control, extract_deb
 from recon_cli.data.importers.mapping import load_mapping
@@ -305,6 +306,11 @@ def _ac_candidate(source: str, key: str, path: Path, tex: tuple[str, ...], packa
 # --------------------------------------------------------------------------- the import
 
 
+def _turned(loader: Callable, up: str, front: str):  # noqa: ANN202 - trimesh.Trimesh
+    """The model of ``loader`` turned so that its ``up``/``front`` axes become +y/+x (a mapping override)."""
+    return to_canonical(loader(), frame_rotation(up, front))
+
+
 def _limit_key(seed: int, model_id: str) -> str:
     return hashlib.sha1(f"{seed}/{model_id}".encode()).hexdigest()
 
@@ -335,9 +341,15 @@ def plan_import(sources: Sequence[str], root: Path, *, from_paths: Sequence[Path
         if not found:
             warnings.append(f"{source}: no models found (install {' '.join(PACKAGES[source])} or pass --from)")
         mapping = load_mapping(source, mapping_path)
+        keys = {c.key for c in found}
+        if found:
+            warnings += [f"{source}: mapping override {key!r} matches no model" for key in mapping.overrides
+                         if key not in keys]
         used: set[str] = set()
         for cand in found:
             decision = mapping.decide(cand.key, name=cand.name, tags=cand.tags, room=cand.room)
+            if decision.turn is not None:
+                cand.loader = functools.partial(_turned, cand.loader, *decision.turn)
             if decision.category is None:
                 skipped.append(Skip(source, cand.key, cand.name, decision.reason))
                 continue
