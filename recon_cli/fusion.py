@@ -1,6 +1,6 @@
 """Multi-view fusion: several photos of one object -> one mesh, without camera poses.
 
-D-OccNet predicts occupancy in the object's canonical frame (+y up, front +z),
+D-OccNet predicts occupancy in the object's canonical frame (+y up, the front along a fixed axis),
 whatever the viewpoint of the photo, so views of one object can be fused
 without knowing where each photo was taken from. Three strategies:
 

@@ -7,11 +7,12 @@ otherwise, anti-aliased edges, on white. Meshes are framed by their bounding
 box (centre at the origin, longest side 1, the reconstruction frame), so a mesh
 in millimetres looks the same as one in the unit cube.
 
-Viewpoints: azimuth 0 looks at the front (+z), positive azimuths turn the
-camera towards +x; elevation is the camera's angle above the horizon. The
-automatic viewpoint tries the four three-quarter views (azimuth 45, -45, 135 and
+Viewpoints (as :func:`recon_cli.data.render.look_at`): azimuth 0 puts the camera
+on the +z axis (the side of an object in the canonical frame), azimuth 90 on +x
+(facing its front); elevation is the camera's angle above the horizon. The
+automatic viewpoint tries the four three-quarter views (azimuth 45, 135, -45 and
 -135 degrees, 25 degrees up) on a small silhouette render and keeps the one that
-shows the clearly largest area (front views win ties), so a picture is never
+shows the clearly largest area (the front ones win ties), so a picture is never
 edge-on.
 """
 
@@ -33,7 +34,7 @@ from recon_cli.io.atomic import atomic_path
 MESH_GREY = (178, 184, 194)
 
 #: Azimuths tried by the automatic viewpoint, and its elevation.
-AUTO_AZIMUTHS: tuple[float, ...] = (45.0, 315.0, 135.0, 225.0)
+AUTO_AZIMUTHS: tuple[float, ...] = (45.0, 135.0, 315.0, 225.0)
 AUTO_ELEVATION = 25.0
 
 #: Animation formats by file suffix.

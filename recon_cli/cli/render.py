@@ -13,7 +13,7 @@ HELP = (
     "One mesh: -o PICTURE (.png/.jpg/.webp) and/or --turntable ANIMATION (.gif, .png/.apng or .webp, one "
     "orbit). Several meshes (files or folders): --grid -o SHEET.png for a labelled contact sheet, or "
     "--out-dir DIR for one <stem>.png each. Meshes are framed by their bounding box; the viewpoint is a "
-    "three-quarter view chosen automatically unless --azimuth/--elevation are given (azimuth 0 = front, +z).\n\n"
+    "three-quarter view chosen automatically unless --azimuth/--elevation are given (azimuth 0 = camera on +z, 90 = on +x, the canonical front).\n\n"
     "\b\nExamples:\n"
     "  recon render chair.obj -o chair.png\n"
     "  recon render chair.obj -o chair.png --azimuth 90 --elevation 10 --size 800\n"
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         turntable: Path = typer.Option(None, "--turntable", help="Write an orbit animation (.gif, .png/.apng, .webp)."),
         grid: bool = typer.Option(False, "--grid", help="Put all meshes on one labelled contact sheet (-o)."),
         size: int = typer.Option(512, "--size", min=16, max=4096, help="Picture side in pixels (tile side with --grid: 256)."),
-        azimuth: float = typer.Option(None, "--azimuth", help="Camera azimuth in degrees (0 = front, 90 = +x side)."),
+        azimuth: float = typer.Option(None, "--azimuth", help="Camera azimuth in degrees (0 = on +z, 90 = on +x: the front)."),
         elevation: float = typer.Option(None, "--elevation", min=-89.0, max=89.0, help="Camera elevation in degrees."),
         frames: int = typer.Option(36, "--frames", min=2, max=720, help="Turntable frames per orbit."),
         seconds: float = typer.Option(4.0, "--seconds", min=0.1, max=120.0, help="Turntable orbit duration."),
