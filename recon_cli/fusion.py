@@ -2,7 +2,7 @@
 
 D-OccNet predicts occupancy in the object's canonical frame (+y up, the front along a fixed axis),
 whatever the viewpoint of the photo, so views of one object can be fused
-without knowing where each photo was taken from. Three strategies:
+without knowing where each photo was taken from. Four strategies:
 
 - ``logits``: every MISE query point is decoded once per view (with that view's
   image code) and the occupancy logits are averaged, a product of the views'
