@@ -164,6 +164,11 @@ def cli(n_images: int, repeats: int) -> dict[str, Any]:
 
         doc: dict[str, Any] = {"images": n_images, "image_names": list(BATCH_IMAGES), "threads": "default"}
         doc["first_image_wall_s"] = _round(run(images[:1], "one"))
+        no_preload = ("import sys, recon_cli.reconstruct as r; r.preload_modules = lambda names: None; "
+                      "from recon_cli.cli.app import main; sys.argv = ['recon', *sys.argv[1:]]; main()")
+        doc["first_image_wall_without_import_preload_s"] = _round(min(
+            _cli(["-c", no_preload, *base[2:], images[0], "--out-dir", str(work / f"out-np-{k}")])[0]
+            for k in range(repeats)))
         doc["batch_wall_s"] = _round(run(images, "all"))
         doc["per_image_after_first_s"] = _round((doc["batch_wall_s"] - doc["first_image_wall_s"]) / (n_images - 1))
         busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])

@@ -332,6 +332,7 @@ def reconstruct_files(
             results.append(_report(early, on_result))
     report = ReconstructReport(results, 0.0, model=opts.model, backend=opts.backend)
     if todo:
+        preload_modules(PIPELINE_MODULES if is_points else PIPELINE_MODULES + IMAGE_MODULES)
         backend, weights = make_backend(opts)
         report.weights, report.device = weights, str(backend.device)
         report.backend = "onnx" if opts.backend == "onnx" else "torch"  # what auto resolved to
@@ -348,6 +349,33 @@ def reconstruct_files(
     report.results = results
     report.seconds = time.perf_counter() - start
     return report
+
+
+#: Modules a run needs besides torch; imported on a helper thread while torch loads.
+PIPELINE_MODULES: tuple[str, ...] = ("trimesh", "recon_cli.io.mesh")
+IMAGE_MODULES: tuple[str, ...] = ("recon_cli.io.images", "recon_cli.io.segment", "scipy.ndimage", "skimage.color",
+                                  "skimage.filters")
+
+
+def preload_modules(names: Sequence[str]) -> None:
+    """Import ``names`` on a daemon thread, to overlap with the caller's own imports (torch).
+
+    Start-up is mostly imports (torch about 1-2 s, trimesh and scipy about 1 s more on a
+    2-core machine); part of it is disk and dynamic loading, which overlaps. The caller
+    imports what it needs as usual (Python's per-module import locks make the two safe),
+    and a failure here is ignored: the real import reports it.
+    """
+    import importlib
+    import threading
+
+    def run() -> None:
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the caller's own import will raise it properly
+                pass
+
+    threading.Thread(target=run, name="recon-preload", daemon=True).start()
 
 
 def _validate(opts: ReconstructOptions, inputs: Sequence[Any], points: Sequence[Any]) -> None:
