@@ -12,6 +12,7 @@ finishes. Nothing is printed.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -433,38 +434,67 @@ def _batch_size(opts: ReconstructOptions, backend: Backend) -> int:
     return 1 if backend.device.type == "cpu" else 4
 
 
+def _compute_slots(backend: Backend) -> int:
+    """Batches reconstructed at the same time: 2 on a CPU with 2+ decoder threads, else 1.
+
+    Between decoder rounds each reconstruction does serial work (MISE bookkeeping,
+    marching cubes, point sampling); with two in flight, one's serial work overlaps
+    the other's decoding. Each shape's mesh never depends on what runs beside it.
+    """
+    if backend.device.type != "cpu":
+        return 1
+    return 2 if int(getattr(backend, "threads", 1)) >= 2 else 1
+
+
 def _run_pipelined(rec: Reconstructor, batches: Sequence[Sequence[Job]], opts: ReconstructOptions, *,
                    is_points: bool) -> Iterator[FileResult]:
     """Run the batches with reading and writing overlapping the network work; yield results in order.
 
-    One I/O thread decodes the images of batch k+1 and writes the meshes of
-    batch k while the network works on the next batch; its jobs run in the
-    order they were submitted (prepare k+1, write k, prepare k+2, ...).
-    Writes stay atomic (:func:`recon_cli.io.mesh.save_mesh`) and a failure
-    stays with its file.
+    One I/O thread decodes the images of the next batches and writes the
+    meshes of finished ones while the network works; up to
+    :func:`_compute_slots` batches are reconstructed at once. Results are
+    yielded in input order as soon as a batch's meshes are written. Writes stay
+    atomic (:func:`recon_cli.io.mesh.save_mesh`) and a failure stays with its file.
     """
+    from collections import deque
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    if not batches:
+    n = len(batches)
+    if not n:
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recon-io") as io:
+    from recon_cli.runtime.threads import torch_threads
+
+    slots = _compute_slots(rec.backend)
+    intra_op = 1 if rec.backend.device.type == "cpu" else None  # the decoder's workers are single-threaded
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recon-io") as io, \
+            ThreadPoolExecutor(max_workers=slots, thread_name_prefix="recon-compute") as compute, \
+            (torch_threads(intra_op) if intra_op else contextlib.nullcontext()):
+        prepared: list[Future[list[_Pending]]] = []
 
         def prepare(batch: Sequence[Job]) -> list[_Pending]:
             return [_prepare(job, rec.backend, opts, is_points=is_points) for job in batch]
 
-        upcoming: Future[list[_Pending]] | None = io.submit(prepare, batches[0])
-        in_flight: list[tuple[list[_Pending], list[Future[None]]]] = []
-        for k in range(len(batches)):
-            assert upcoming is not None
-            pending = upcoming.result()
-            upcoming = io.submit(prepare, batches[k + 1]) if k + 1 < len(batches) else None
-            writes = [io.submit(_write_safely, p, r, opts) for p, r in _compute_batch(rec, pending, is_points=is_points)]
-            in_flight.append((pending, writes))
-            while len(in_flight) > 1 or (in_flight and upcoming is None):
-                done, futures = in_flight.pop(0)
-                for future in futures:
-                    future.result()
-                yield from (p.result for p in done)
+        def prepare_up_to(count: int) -> None:
+            while len(prepared) < min(count, n):
+                prepared.append(io.submit(prepare, batches[len(prepared)]))
+
+        def work(k: int) -> tuple[list[_Pending], list[Future[None]]]:
+            pending = prepared[k].result()
+            pairs = _compute_batch(rec, pending, is_points=is_points)
+            return pending, [io.submit(_write_safely, p, r, opts) for p, r in pairs]
+
+        prepare_up_to(slots + 1)
+        running = deque(compute.submit(work, k) for k in range(min(slots, n)))
+        launched = len(running)
+        while running:
+            pending, writes = running.popleft().result()
+            if launched < n:
+                prepare_up_to(launched + 2)
+                running.append(compute.submit(work, launched))
+                launched += 1
+            for future in writes:
+                future.result()
+            yield from (p.result for p in pending)
 
 
 def _compute_batch(rec: Reconstructor, pending: Sequence[_Pending], *, is_points: bool

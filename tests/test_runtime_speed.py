@@ -181,31 +181,33 @@ def test_onnx_decode_many_matches_torch(scrambled: torch.nn.Module, tmp_path: Pa
 
 
 def test_cli_threads_and_precision_reach_the_run(tmp_path: Path) -> None:
+    """Same photos, same meshes (bytes) on 1 or 2 threads (2: two reconstructions in flight)."""
     from PIL import Image
     from typer.testing import CliRunner
 
     from recon_cli.cli.app import app
 
     weights = make_checkpoint(tmp_path / "w.pt", "doccnet", small=True, nonempty=True)
-    photo = np.full((60, 80, 3), 128, np.uint8)
-    photo[15:45, 25:55] = (200, 40, 40)
-    Image.fromarray(photo).save(tmp_path / "a.png")
+    for i in range(3):
+        photo = np.full((60, 80, 3), 128, np.uint8)
+        photo[15 + 2 * i : 45, 25 : 55 - 3 * i] = (200, 40 + 40 * i, 40)
+        Image.fromarray(photo).save(tmp_path / f"a{i}.png")
     runner = CliRunner()
     meshes = {}
     for precision, threads in (("float32", "1"), ("float32", "2"), ("bfloat16", "2")):
-        out = tmp_path / f"{precision}-{threads}.obj"
-        res = runner.invoke(app, ["reconstruct", str(tmp_path / "a.png"), "-o", str(out), "--weights", str(weights),
-                                  "--quality", "draft", "--threads", threads, "--precision", precision, "--json",
-                                  "--no-remove-bg"])
+        out = tmp_path / f"{precision}-{threads}"
+        res = runner.invoke(app, ["reconstruct", *(str(tmp_path / f"a{i}.png") for i in range(3)), "--out-dir",
+                                  str(out), "--weights", str(weights), "--quality", "draft", "--threads", threads,
+                                  "--precision", precision, "--json"])
         assert res.exit_code == 0, res.output
-        doc = json.loads(res.stdout)
-        assert doc["summary"]["ok"] == 1
-        meshes[precision, threads] = out.read_bytes()
+        assert json.loads(res.stdout)["summary"]["ok"] == 3
+        meshes[precision, threads] = [(out / f"a{i}.obj").read_bytes() for i in range(3)]
     assert meshes["float32", "1"] == meshes["float32", "2"]  # the thread count never changes a mesh
 
 
-def test_batches_are_pipelined_and_results_stay_in_input_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                                               ) -> None:
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batches_are_pipelined_and_results_stay_in_input_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               threads: int) -> None:
     """Writing a batch's meshes overlaps the next batch's network work; order and per-file errors hold."""
     import threading
     import time
@@ -232,15 +234,20 @@ def test_batches_are_pipelined_and_results_stay_in_input_order(tmp_path: Path, m
         events.append(("write-end", p.job.input.name, threading.current_thread().name))
 
     def reconstruct(rec, ready, *, is_points):  # noqa: ANN001, ANN202
-        events.append(("net-start", ",".join(p.job.input.name for p in ready), threading.current_thread().name))
-        return real_reconstruct(rec, ready, is_points=is_points)
+        names = ",".join(p.job.input.name for p in ready)
+        events.append(("net-start", names, threading.current_thread().name))
+        out = real_reconstruct(rec, ready, is_points=is_points)
+        time.sleep(0.2)
+        events.append(("net-end", names, threading.current_thread().name))
+        return out
 
     monkeypatch.setattr(rmod, "_write", slow_write)
     monkeypatch.setattr(rmod, "_reconstruct", reconstruct)
     seen: list[str] = []
     report = rmod.reconstruct_files(
         [str(p) for p in photos], out_dir=tmp_path / "out",
-        options=rmod.ReconstructOptions(weights=weights, resolution=8, upsampling_steps=1, device="cpu", threads=1),
+        options=rmod.ReconstructOptions(weights=weights, resolution=8, upsampling_steps=1, device="cpu",
+                                        threads=threads),
         on_result=lambda r: seen.append(Path(r.input).name))
     assert seen == ["p0.png", "p1.png", "p2.png", "p3.png"]  # input order, as each finishes
     assert [Path(r.input).name for r in report.results] == seen
@@ -249,4 +256,8 @@ def test_batches_are_pipelined_and_results_stay_in_input_order(tmp_path: Path, m
     # batch size 1 on the CPU: the network started on p1 before p0's mesh was written, on another thread
     names = [e[:2] for e in events]
     assert names.index(("net-start", "p1.png")) < names.index(("write-end", "p0.png"))
-    assert {e[2] for e in events if e[0] == "write-start"} != {e[2] for e in events if e[0] == "net-start"}
+    assert not {e[2] for e in events if e[0] == "write-start"} & {e[2] for e in events if e[0] == "net-start"}
+    if threads == 2:  # two reconstructions in flight: p1 starts before p0 is done
+        assert names.index(("net-start", "p1.png")) < names.index(("net-end", "p0.png"))
+    else:
+        assert names.index(("net-end", "p0.png")) < names.index(("net-start", "p1.png"))
