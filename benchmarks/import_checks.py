@@ -7,8 +7,9 @@
 ``frame``: for each category with imported models, compares the orientation of procedural
 models (``recon_cli.data.synth.generate``) with the imported ones (their ``pointcloud.npz``):
 the principal horizontal axis (the longer of the x and z extents, measured on the 1-99%
-quantiles) and, for chairs, benches and sofas, the side that is higher (mean height of the
-points with x < 0 against those with x > 0: back-rests at -x make -x higher).
+quantiles) and, for chairs, benches and sofas with a back-rest, the side that is higher (where the
+highest 10% of the points lie: back-rests at -x make -x higher; models whose highest points sit
+within 0.1 of the middle count as without a back-rest and are left out of that share).
 
 ``inside``: on a sample of imported models whose meshes are not watertight, labels the same
 uniform points of the 1.1 cube with the dataset's inside test (ray parity, unsure points by the
@@ -37,10 +38,13 @@ def _horizontal(pts: np.ndarray) -> tuple[str, float, float]:
     return ("x" if ext[0] >= ext[2] else "z"), float(ext[0]), float(ext[2])
 
 
-def _higher_side(pts: np.ndarray) -> str:
+def _higher_side(pts: np.ndarray) -> str | None:
+    """'-x' or '+x': the side of the highest 10% of points; None when they sit in the middle (no back-rest)."""
     top = np.quantile(pts[:, 1], 0.9)
-    high = pts[pts[:, 1] >= top]
-    return "-x" if high[:, 0].mean() < 0 else "+x"
+    mean_x = pts[pts[:, 1] >= top][:, 0].mean()
+    if abs(mean_x) < 0.1:
+        return None
+    return "-x" if mean_x < 0 else "+x"
 
 
 def frame_check(root: Path, per_category: int) -> dict:
@@ -66,8 +70,9 @@ def frame_check(root: Path, per_category: int) -> dict:
             axes = [_horizontal(p)[0] for p in group]
             row[f"{label}_long_axis_x_share"] = round(axes.count("x") / len(axes), 3)
             if name in SEATING:
-                sides = [_higher_side(p) for p in group]
-                row[f"{label}_higher_side_minus_x_share"] = round(sides.count("-x") / len(sides), 3)
+                sides = [side for side in (_higher_side(p) for p in group) if side is not None]
+                row[f"{label}_with_back_rest"] = len(sides)
+                row[f"{label}_higher_side_minus_x_share"] = round(sides.count("-x") / max(len(sides), 1), 3)
         row["long_axis_agrees"] = (row["procedural_long_axis_x_share"] >= 0.5) == (row["imported_long_axis_x_share"] >= 0.5)
         if name in SEATING:
             row["higher_side_agrees"] = (row["procedural_higher_side_minus_x_share"] >= 0.5) == \

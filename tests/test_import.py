@@ -25,7 +25,7 @@ from recon_cli.data.importers.run import import_dataset
 from recon_cli.data.importers.sweethome3d import parse_properties
 from recon_cli.data.render import RenderOptions, intrinsics, look_at, render_image
 from recon_cli.data.surface import Part, assemble
-from recon_cli.errors import ConfigError, InputError
+from recon_cli.errors import ConfigError, DatasetError, InputError
 
 FAST = {"render": RenderOptions(n_views=2, size=32), "n_points": 400}
 CHAIR, CAR, AIRPLANE = "03001627", "02958343", "02691156"
@@ -358,3 +358,27 @@ def test_cli_import_warns_and_continues(tmp_path: Path) -> None:
     assert "sweethome3d: chair 2" in result.output
     bad = CliRunner().invoke(app, ["data", "import", "blender", "-o", str(tmp_path / "x")])
     assert bad.exit_code == 1 and "unknown source" in bad.output
+
+
+def test_canonical_preview_draws_every_model_from_one_viewpoint(tmp_path: Path) -> None:
+    from recon_cli.data.synth import contact_sheet
+
+    root = tmp_path / "ds"
+    (root / CHAIR).mkdir(parents=True)
+    (root / "metadata.yaml").write_text(f"'{CHAIR}': {{id: '{CHAIR}', name: chair}}\n")
+    rng = np.random.default_rng(0)
+    for name, offset in (("front", 0.3), ("back", -0.3)):  # a small blob at +x (front) or at -x
+        pts = rng.normal(0, 0.05, (3000, 3)) + [offset, 0, 0]
+        (root / CHAIR / name).mkdir()
+        np.savez(root / CHAIR / name / "pointcloud.npz", points=pts.astype(np.float16),
+                 normals=np.tile([0, 1, 0], (3000, 1)).astype(np.float16))
+    (root / CHAIR / "test.lst").write_text("front\nback")
+    out = contact_sheet(root, tmp_path / "s.png", per_category=2, canonical=True)
+    px = np.asarray(Image.open(out).convert("L"), float)
+    tiles = [px[:, 110 + k * 137:110 + (k + 1) * 137] < 250 for k in range(2)]
+    rows = [np.nonzero(t.any(axis=1))[0].mean() for t in tiles]
+    assert all(t.sum() > 50 for t in tiles)
+    assert rows[0] > rows[1] + 5   # the +x blob is nearer the camera (in front, above): lower in the image
+    (tmp_path / "empty_ds").mkdir()
+    with pytest.raises(DatasetError, match="pointcloud.npz"):
+        contact_sheet(tmp_path / "empty_ds", tmp_path / "e.png", canonical=True)
