@@ -262,7 +262,11 @@ def read_results(path: Path) -> list[ObjectResult]:
     """Rows of an objects.csv (DatasetError naming it when malformed)."""
     try:
         with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            missing = [k for k in CSV_FIELDS if k not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(f"not a recon objects.csv: no column(s) {', '.join(missing[:4])}")
         out = []
         for row in rows:
             scores = Scores(**{k: float(row[k]) for k in METRIC_KEYS})

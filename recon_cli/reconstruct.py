@@ -248,6 +248,8 @@ def load_point_cloud(path: str | Path) -> np.ndarray:
     except Exception as exc:  # numpy / trimesh raise many types for bad files
         raise InputError(f"cannot read point cloud ({type(exc).__name__}: {exc})".splitlines()[0], path=path) from exc
     arr = np.asarray(arr, dtype=np.float64)
+    if arr.size == 0:
+        raise InputError("the point cloud file holds no points", path=path)
     if arr.ndim != 2 or arr.shape[1] < 3:
         raise InputError(f"expected an (N, 3) array of points, got shape {arr.shape}", path=path)
     arr = arr[:, :3]
@@ -258,10 +260,14 @@ def load_point_cloud(path: str | Path) -> np.ndarray:
 
 
 def _load_text_points(path: Path) -> np.ndarray:
-    try:
-        return np.loadtxt(path, ndmin=2, comments="#")
-    except ValueError:
-        return np.loadtxt(path, ndmin=2, comments="#", delimiter=",")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below as 0 points
+        try:
+            return np.loadtxt(path, ndmin=2, comments="#")
+        except ValueError:
+            return np.loadtxt(path, ndmin=2, comments="#", delimiter=",")
 
 
 def normalize_cloud(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

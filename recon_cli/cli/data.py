@@ -130,7 +130,7 @@ def build(
             progress.update(task, completed=result.done, total=result.total, last=f"{result.model_id} {state}")
             if not result.ok:
                 failures.append(f"{result.synset}/{result.model_id}: {result.error}")
-                progress.console.print(f"failed {failures[-1]}", style="red", markup=False, soft_wrap=True)
+                progress.console.print(f"error: {failures[-1]}", style="bold red", markup=False, soft_wrap=True)
 
         report = build_from_folder(meshes_dir, out, category=category, split=shares, seed=seed, workers=workers,
                                    overwrite=overwrite, render=render, n_points=points, rotation=rotation,
@@ -139,9 +139,8 @@ def build(
         print_json(report.to_dict())
     else:
         err_console.print(f"{report.n_built} built, {report.n_skipped} already finished, {len(report.failed)} failed "
-                          f"in {report.seconds:.1f} s -> {out}", markup=False)
-    if report.failed:
-        fail(f"{len(report.failed)} model(s) failed, e.g. {failures[0] if failures else report.failed[0].model_id}")
+                          f"in {report.seconds:.1f} s -> {out}", markup=False, style="red" if report.failed else None)
+    if report.failed:  # each failed model already has its own error line
         raise typer.Exit(1)
 
 
@@ -181,8 +180,7 @@ def photos(
     else:
         err_console.print(f"{report.images} images of {report.models} models in {report.seconds:.1f} s -> {out}",
                           markup=False)
-        for line in report.failed:
-            err_console.print(f"failed {line}", style="red", markup=False, soft_wrap=True)
+    for line in report.failed:
+        fail(line)
     if report.failed:
-        fail(f"{len(report.failed)} model(s) failed, e.g. {report.failed[0]}")
         raise typer.Exit(1)

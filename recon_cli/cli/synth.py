@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from recon_cli.cli.common import err_console, guarded, print_json
+from recon_cli.cli.common import err_console, fail, guarded, print_json
 from recon_cli.cli.data import data_app
 
 
@@ -61,13 +61,13 @@ def _finish(report, out: Path, *, json_out: bool) -> None:  # noqa: ANN001 - Bui
         "failed": [{"synset": r.synset, "model": r.model_id, "error": r.error} for r in failed],
         "seconds": round(sum(r.seconds for r in results), 3),
     }
+    for r in failed:  # one error line per failed model, as every batch command does
+        fail(f"{r.synset}/{r.model_id}: {r.error}")
     if json_out:
         print_json(doc)
     else:
         err_console.print(f"{doc['written']} written, {doc['skipped']} skipped, {len(failed)} failed -> {out}",
-                          markup=False)
-        for r in failed[:10]:
-            err_console.print(f"  {r.synset}/{r.model_id}: {r.error}", style="red", markup=False)
+                          markup=False, style="red" if failed else None)
     if failed:
         raise typer.Exit(1)
 

@@ -120,7 +120,8 @@ def check_dataset(root: str | Path, *, full: bool = False,
     start = time.perf_counter()
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError("dataset folder does not exist", path=root)
+        raise DatasetError("is a file, not a dataset folder" if root.exists() else "dataset folder does not exist",
+                           path=root)
     report = CheckReport(root=root, full=full)
     out = _Collector(report)
     metadata = _check_metadata(root, out)

@@ -119,7 +119,8 @@ def read_metadata(root: str | Path) -> dict[str, dict[str, Any]]:
     """
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError("dataset folder does not exist", path=root)
+        raise DatasetError("is a file, not a dataset folder" if root.exists() else "dataset folder does not exist",
+                           path=root)
     path = root / METADATA_FILE
     if not path.is_file():
         folders = [p.name for p in sorted(root.iterdir()) if is_synset_dir(p)]
