@@ -9,7 +9,8 @@ scores 0 and is counted). Reports per method: mean and median IoU, the mean
 over the 10% hardest backgrounds (the images with the lowest IoU averaged over
 all methods: one subset for every method) and over the method's own worst 10%,
 refusals, mean IoU per background family, and seconds per image (median and
-mean, on this machine with its current load, recorded with ``os.getloadavg``).
+mean: wall clock on this machine with its current load, recorded with
+``os.getloadavg``, and CPU time of the process, which a busy machine inflates less).
 Prints one JSON document (and writes it with -o). Not part of `python -m benchmarks`:
 it needs a photo set.
 """
@@ -54,13 +55,14 @@ def evaluate(set_dir: Path, methods: list[str], limit: int | None = None, stride
         row: dict[str, Any] = {"image": entry["image"], "family": entry["family"], "border_noise": round(fit.low, 2),
                                "border_inliers": round(fit.inliers, 3)}
         for method in methods:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             try:
                 result = segment(rgb, method)
                 iou, used = _iou(result.alpha > 0.5, truth), result.method
             except InputError:
                 iou, used = 0.0, "refused"
-            row[method] = {"iou": round(iou, 4), "seconds": round(time.perf_counter() - start, 4), "used": used}
+            row[method] = {"iou": round(iou, 4), "seconds": round(time.perf_counter() - start, 4),
+                           "cpu_seconds": round(time.process_time() - cpu, 4), "used": used}
         rows.append(row)
     load_after = os.getloadavg()
     hardness = np.array([np.mean([r[m]["iou"] for m in methods]) for r in rows])
@@ -70,6 +72,7 @@ def evaluate(set_dir: Path, methods: list[str], limit: int | None = None, stride
     for method in methods:
         ious = np.array([r[method]["iou"] for r in rows])
         secs = [r[method]["seconds"] for r in rows]
+        cpu_secs = [r[method]["cpu_seconds"] for r in rows]
         families: dict[str, list[float]] = {}
         for r in rows:
             families.setdefault(r["family"], []).append(r[method]["iou"])
@@ -81,6 +84,8 @@ def evaluate(set_dir: Path, methods: list[str], limit: int | None = None, stride
             "refused": int(sum(r[method]["used"] == "refused" for r in rows)),
             "seconds_per_image_median": round(statistics.median(secs), 4),
             "seconds_per_image_mean": round(statistics.mean(secs), 4),
+            "cpu_seconds_per_image_median": round(statistics.median(cpu_secs), 4),
+            "cpu_seconds_per_image_mean": round(statistics.mean(cpu_secs), 4),
             "per_family_iou": {f: round(float(np.mean(v)), 4) for f, v in sorted(families.items())},
         }
         if method == "auto":

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from recon_cli.errors import InputError
+from recon_cli.io.masknet import default_masknet_path
 from recon_cli.io.segment import _lab, border_fit, check_mask, segment
+
+CLUTTERED = "model" if default_masknet_path() is not None else "grabcut"  # auto's choice for busy scenes
 
 
 def _scene(rng: np.random.Generator, *, cluttered: bool, h: int = 240, w: int = 320) -> tuple[np.ndarray, np.ndarray]:
@@ -27,14 +30,16 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / (a | b).sum())
 
 
-@pytest.mark.parametrize("method", ["border", "grabcut", "auto"])
+@pytest.mark.parametrize("method", ["border", "grabcut", "model", "auto"])
 @pytest.mark.parametrize("cluttered", [False, True])
 def test_methods_find_the_object(method: str, cluttered: bool) -> None:
+    if method == "model" and default_masknet_path() is None:
+        pytest.skip("no mask-network weights installed")
     img, truth = _scene(np.random.default_rng(1), cluttered=cluttered)
     result = segment(img, method)
     assert result.alpha.shape == truth.shape and result.alpha.dtype == np.float32
     assert _iou(result.alpha > 0.5, truth) > 0.93
-    assert result.method == (method if method != "auto" else ("grabcut" if cluttered else "border"))
+    assert result.method == (method if method != "auto" else (CLUTTERED if cluttered else "border"))
 
 
 def test_plain_backdrop_is_recognised() -> None:
@@ -67,3 +72,13 @@ def test_check_mask_refuses_non_objects() -> None:
 def test_unknown_method_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="unknown segmentation method"):
         segment(np.zeros((20, 20, 3), np.uint8), "magic")
+
+
+def test_model_without_weights_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import recon_cli.io.masknet as masknet
+
+    monkeypatch.setattr(masknet, "default_masknet_path", lambda: None)
+    img, truth = _scene(np.random.default_rng(4), cluttered=True)
+    with pytest.raises(InputError, match="--segment grabcut"):
+        segment(img, "model")
+    assert segment(img, "auto").method == "grabcut"  # auto falls back to GrabCut

@@ -152,8 +152,9 @@ def register(app: typer.Typer) -> None:
         simplify: int = typer.Option(None, "--simplify", min=4, metavar="FACES", help="Simplify meshes to about FACES faces."),
         segment: str = typer.Option("auto", "--segment", callback=_one_of(SEGMENT_METHODS),
                                     metavar="|".join(SEGMENT_METHODS),
-                                    help="Object mask of opaque photos: border (plain backdrops), grabcut (cluttered "
-                                         "scenes), auto (picks), none (whole photo, unframed). RGBA alpha is used first."),
+                                    help="Object mask of opaque photos: border (plain backdrops), grabcut or model (the "
+                                         "learned mask network; cluttered scenes), auto (border or model), none (whole "
+                                         "photo, unframed). RGBA alpha is used first."),
         mask: Path = typer.Option(None, "--mask", metavar="FILE",
                                   help="The object's mask for the one input photo (same size; object = non-zero)."),
         save_mask: bool = typer.Option(False, "--save-mask",

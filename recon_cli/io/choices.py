@@ -8,7 +8,7 @@ them re-export them.
 from __future__ import annotations
 
 #: Segmentation methods of opaque photos (``recon reconstruct --segment``; see :mod:`recon_cli.io.segment`).
-SEGMENT_METHODS: tuple[str, ...] = ("auto", "border", "grabcut", "none")
+SEGMENT_METHODS: tuple[str, ...] = ("auto", "border", "grabcut", "model", "none")
 
 #: Multi-view fusion strategies (``--fusion``; see :mod:`recon_cli.fusion`).
 FUSION_STRATEGIES: tuple[str, ...] = ("logits", "code", "cloud", "chain")

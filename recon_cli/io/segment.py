@@ -18,11 +18,18 @@ Methods (:data:`SEGMENT_METHODS`, ``recon reconstruct --segment``):
     object or probably background. The largest components are kept, holes
     filled, the mask upsampled and feathered. Works on textured and cluttered
     backgrounds as long as the object is roughly central and differs in colour.
+``model``
+    The learned mask network (:mod:`recon_cli.io.masknet`, weights
+    ``weights/masknet.pt``, trained on photo-like renders) gives a coarse
+    object probability; its confident pixels seed GrabCut, which places the
+    edges on a finer grid.
 ``auto`` (default)
-    ``border`` when the backdrop is plain, else ``grabcut``. "Plain" is
-    measured on the border band (:attr:`BorderFit.plain`): the robust noise
-    ceiling of the fitted plane is low and few border pixels are outliers;
-    thresholds chosen on the photo-like test set (``recon data photos``), see
+    ``border`` when the backdrop is plain, else ``model`` (``grabcut`` when
+    the network's weights are not installed). "Plain" is measured on the
+    border band (:attr:`BorderFit.plain`): the robust noise ceiling of the
+    fitted plane is low and few border pixels are outliers; on the photo-like
+    test set (``recon data photos``) any noise ceiling between 6 and 20 Delta E
+    gives the same mean IoU within 0.002, see
     ``benchmarks/results/segmentation.json``.
 ``none``
     No mask: the whole photo is used, padded to a square (no framing).
@@ -47,6 +54,11 @@ MASK_SIZE: int = 512
 
 #: Longer side of the copy on which GrabCut runs.
 GRABCUT_SIZE: int = 200
+
+#: GrabCut iterations (colour models re-fitted and the graph re-cut each time).
+GRABCUT_ITERATIONS: int = 4
+#: ``model``: refine the network's mask with GrabCut seeded from its confident pixels.
+MODEL_REFINE: bool = True
 
 #: A mask covering less than this share of the image is "no object".
 MIN_COVERAGE: float = 0.002
@@ -102,11 +114,13 @@ def segment(rgb: np.ndarray, method: str = "auto") -> Segmentation:
         raise ValueError(f"unknown segmentation method {method!r}; valid: {', '.join(SEGMENT_METHODS[:-1])}")
     small, scale = _downscale(rgb, MASK_SIZE)
     fit = border_fit(_lab(small))
-    use = method if method != "auto" else ("border" if fit.plain else "grabcut")
+    use = method if method != "auto" else ("border" if fit.plain else _cluttered_method())
     if use == "border":
         alpha = border_mask(fit)
         if alpha is None:
             raise InputError("no clear object stands out from the background")
+    elif use == "model":
+        alpha = model_mask(small)
     else:
         alpha = grabcut_mask(small, fit=fit)
     check_mask(alpha > 0.5, what=f"the object mask ({use})")
@@ -221,25 +235,29 @@ def _fill_object_holes(mask: np.ndarray, dist: np.ndarray, low: float) -> np.nda
 # --------------------------------------------------------------------------- GrabCut
 
 
-def grabcut_mask(rgb: np.ndarray, *, fit: BorderFit | None = None, iterations: int = 4) -> np.ndarray:
+def grabcut_mask(rgb: np.ndarray, *, fit: BorderFit | None = None, iterations: int = GRABCUT_ITERATIONS) -> np.ndarray:
     """Soft mask (H, W) float32 of the central object by GrabCut seeded from priors (see the module docstring)."""
-    import cv2
-
     small, scale = _downscale(rgb, GRABCUT_SIZE)
     h, w = small.shape[:2]
     seeds = _grabcut_seeds((h, w), None if fit is None else _resize_float(fit.dist, (h, w)),
                            None if fit is None else fit.low)
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    bgr = np.ascontiguousarray(small[..., ::-1])
-    cv2.setRNGSeed(0)
-    try:
-        cv2.grabCut(bgr, seeds, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
-    except cv2.error as exc:  # e.g. too few pixels to fit a colour model
-        raise InputError(f"no object found: GrabCut could not model the image ({str(exc).splitlines()[-1]})") from exc
-    mask = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
-    mask = _clean(mask)
+    mask = _clean(_run_grabcut(small, seeds, iterations))
     alpha = _feather(mask)
     return alpha if scale == 1.0 else _upsample(alpha, rgb.shape[:2])
+
+
+def _run_grabcut(rgb: np.ndarray, seeds: np.ndarray, iterations: int) -> np.ndarray:
+    """Boolean object mask of GrabCut on ``rgb`` initialised with the label map ``seeds`` (GC_* values)."""
+    import cv2
+
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    labels = seeds.copy()
+    cv2.setRNGSeed(0)
+    try:
+        cv2.grabCut(np.ascontiguousarray(rgb[..., ::-1]), labels, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    except cv2.error as exc:  # e.g. too few pixels to fit a colour model
+        raise InputError(f"no object found: GrabCut could not model the image ({str(exc).splitlines()[-1]})") from exc
+    return (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
 
 
 def _grabcut_seeds(shape: tuple[int, int], dist: np.ndarray | None, low: float | None) -> np.ndarray:
@@ -267,6 +285,45 @@ def _clean(mask: np.ndarray) -> np.ndarray:
     mask = ndimage.binary_opening(mask, structure=np.ones((3, 3), bool))
     mask = _keep_large_components(mask, share=0.1)
     return ndimage.binary_fill_holes(mask)
+
+
+# --------------------------------------------------------------------------- learned
+
+
+def _cluttered_method() -> str:
+    """``auto``'s choice for cluttered scenes: the mask network when its weights are installed."""
+    from recon_cli.io.masknet import default_masknet_path
+
+    return "model" if default_masknet_path() is not None else "grabcut"
+
+
+def model_mask(rgb: np.ndarray, *, refine: bool = MODEL_REFINE) -> np.ndarray:
+    """Soft mask (H, W) float32 from the mask network (:mod:`recon_cli.io.masknet`); with ``refine``,
+    its confident pixels seed GrabCut, which places the edges at a finer resolution."""
+    from recon_cli.io.masknet import default_masknet_path, predict
+
+    path = default_masknet_path()
+    if path is None:
+        raise InputError("--segment model needs the mask network weights (weights/masknet.pt), which are not "
+                         "installed; use --segment grabcut")
+    if not refine:
+        prob = predict(rgb, path)
+        return _feather(_clean(prob > 0.5))
+    import cv2
+
+    small, scale = _downscale(rgb, GRABCUT_SIZE)
+    prob = predict(small, path)
+    seeds = np.full(prob.shape, cv2.GC_PR_BGD, np.uint8)
+    seeds[prob > 0.5] = cv2.GC_PR_FGD
+    seeds[prob < 0.05] = cv2.GC_BGD
+    from scipy import ndimage
+
+    seeds[ndimage.binary_erosion(prob > 0.9, iterations=2)] = cv2.GC_FGD
+    if not (seeds == cv2.GC_FGD).any() and not (seeds == cv2.GC_PR_FGD).any():
+        raise InputError("no object found: the mask network sees no object")
+    mask = _run_grabcut(small, seeds, GRABCUT_ITERATIONS)
+    alpha = _feather(_clean(mask))
+    return alpha if scale == 1.0 else _upsample(alpha, rgb.shape[:2])
 
 
 # --------------------------------------------------------------------------- resizing
