@@ -15,6 +15,9 @@ lite / cpu of the median samples/s.
 
 Data: ``RECON_BENCH_DATA`` (a dataset root), else a procedural dataset of
 3 models per category generated in a temporary folder.
+``RECON_BENCH_TRAIN_SET="key=value key=value"`` adds overrides to both configs
+(e.g. ``data.feature_views=4`` to reuse a smaller feature cache; the rate of
+training does not depend on how many views are cached).
 
 `python -m benchmarks.bench_train [--quick]`
 """
@@ -47,7 +50,7 @@ def _overrides(quick: bool, log_every: int) -> list[str]:
            "data.val_max_models=1", "threads=1"]
     if quick:
         out += ["model.image_encoder.image_size=64"]
-    return out
+    return out + os.environ.get("RECON_BENCH_TRAIN_SET", "").split()
 
 
 def _round(config: str, data: Path, out: Path, steps: int, log_every: int, quick: bool) -> dict[str, Any]:
@@ -74,7 +77,7 @@ def _round(config: str, data: Path, out: Path, steps: int, log_every: int, quick
               "samples": steps * cfg.optim.batch_size, "batch_size": cfg.optim.batch_size,
               "n_points": cfg.data.n_points, "decoders": stages, "precision": cfg.precision}
     if cache:
-        views = 24 * cfg.data.feature_variants
+        views = (cfg.data.feature_views or 24) * cfg.data.feature_variants
         result["feature_cache"] = {"models": cache["done"], "seconds": round(cache["end"] - cache["start"], 2)}
         result["feature_cache"]["images_per_s_approx"] = round(
             cache["done"] * views / max(1e-9, cache["end"] - cache["start"]), 1)

@@ -230,6 +230,13 @@ def test_feature_cache_keys_resumes_and_matches_the_encoder(tiny_dataset: Path, 
     assert files[0].is_file()
     assert all(f.stat().st_mtime_ns == mtimes[f] for f in files[1:])
 
+    # fewer views: evenly spaced ones, in their own folder
+    few = cache_spec(encoder, encoder_name="efficientnet-lite0", image_size=32, variants=1, seed=0, views=2)
+    few_feats, few_counts = load_feature_cache(build_feature_cache(tiny_dataset, models, encoder, few, base=base),
+                                               models)
+    assert few_feats.shape == (3, 2, 1, 1280) and few_counts.tolist() == [2, 2, 2]
+    assert torch.equal(few_feats[1, 1, 0], feats[1, 2, 0])  # views 0 and 2 of 4
+
     # invalidation: other weights or other preprocessing -> another folder
     with torch.no_grad():
         encoder.backbone.head.bn.running_mean += 1.0

@@ -44,6 +44,7 @@ class DataConfig:
     # with a frozen image trunk (model.image_encoder.trainable_blocks=0): encode every training view once
     feature_cache: bool = True
     feature_variants: int = 2  # cached images per view: the whole view + (n-1) random crops (augment)
+    feature_views: int = 0  # views cached per model, evenly spaced (0 = all): fewer for big datasets
     feature_cache_dir: str = ""  # "" = <data>/.features
     near_surface_share: float = 0.0  # share of each item's query points drawn near the surface
     near_surface_sigma: float = 0.01  # std of their Gaussian offsets from pointcloud.npz samples
@@ -55,6 +56,8 @@ class DataConfig:
                   ("near_surface_points", self.near_surface_points))
         if not 0.0 <= self.near_surface_share <= 1.0:
             raise ValueError(f"data.near_surface_share must be in [0, 1], got {self.near_surface_share}")
+        if self.feature_views < 0:
+            raise ValueError(f"data.feature_views must be >= 0, got {self.feature_views}")
         if not self.near_surface_sigma > 0:
             raise ValueError(f"data.near_surface_sigma must be > 0, got {self.near_surface_sigma}")
         if self.input_noise < 0:

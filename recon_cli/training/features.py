@@ -5,6 +5,8 @@ Layout, beside the dataset (or under ``data.feature_cache_dir``)::
     ROOT/.features/<key>/meta.json                 what the key was made from
     ROOT/.features/<key>/<synset>/<model>.npy      float16 (views, variants, D)
 
+(``views``: every render, or ``data.feature_views`` evenly spaced ones.)
+
 ``key`` is a hash of the trunk's weights (every tensor of its state dict) and
 of the image preprocessing (encoder name, image size, resize filter, number of
 variants, crop range, seed, format version): a change of either gives a new
@@ -51,13 +53,24 @@ def trunk_fingerprint(encoder: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def cache_spec(encoder: nn.Module, *, encoder_name: str, image_size: int, variants: int, seed: int) -> dict[str, Any]:
-    """What the cached features depend on (stored as meta.json; hashed into the folder name)."""
+def cache_spec(encoder: nn.Module, *, encoder_name: str, image_size: int, variants: int, seed: int,
+               views: int = 0) -> dict[str, Any]:
+    """What the cached features depend on (stored as meta.json; hashed into the folder name).
+
+    ``views``: renders cached per model, evenly spaced (0 = all).
+    """
     return {
         "format": FORMAT_VERSION, "encoder": encoder_name, "weights_sha256": trunk_fingerprint(encoder),
         "image_size": int(image_size), "resize": "bilinear", "variants": int(variants),
-        "crop_scale": list(CROP_SCALE), "seed": int(seed),
+        "crop_scale": list(CROP_SCALE), "seed": int(seed), "views": int(views),
     }
+
+
+def cached_views(n_views: int, wanted: int) -> list[int]:
+    """The renders cached of a model with ``n_views``: all, or ``wanted`` evenly spaced ones."""
+    if wanted <= 0 or wanted >= n_views:
+        return list(range(n_views))
+    return [(i * n_views) // wanted for i in range(wanted)]
 
 
 def cache_dir(root: Path, spec: dict[str, Any], base: str | Path | None = None) -> Path:
@@ -72,7 +85,7 @@ def _view_images(model_dir: Path, key: str, spec: dict[str, Any]) -> list[Tensor
     if n_views == 0:
         raise DatasetError("no renders", path=model_dir)
     size, images = spec["image_size"], []
-    for view in range(n_views):
+    for view in cached_views(n_views, spec.get("views", 0)):
         image = open_view(model_dir, view)
         for variant in range(spec["variants"]):
             if variant == 0:
@@ -189,7 +202,7 @@ def build_features_for_config(root: str | Path, config: Any, *, splits: Sequence
         models += ShapeNetDataset(root, split, categories=list(d.categories) if d.categories else None,
                                   with_points=False, with_pointcloud=False).models
     spec = cache_spec(encoder, encoder_name=enc_cfg.name, image_size=enc_cfg.image_size,
-                      variants=d.feature_variants, seed=config.seed)
+                      variants=d.feature_variants, seed=config.seed, views=d.feature_views)
     folder = build_feature_cache(root, models, encoder, spec, base=d.feature_cache_dir or None,
                                  on_progress=on_progress)
     return {"folder": str(folder), "models": len(models), "spec": spec, "seconds": time.perf_counter() - start}
