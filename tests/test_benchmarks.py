@@ -52,3 +52,16 @@ def test_a_failing_module_is_recorded_and_the_rest_run(monkeypatch: pytest.Monke
     doc = runner.run_benchmarks(["decoder"], quick=True)
     assert doc["errors"] == {"decoder": "RuntimeError: broken benchmark"}
     assert doc["benchmarks"] == {}
+
+
+@pytest.mark.slow
+def test_quick_train_benchmark_measures_both_configs() -> None:
+    """bench_train --quick: both configs train through recon_cli.training.train (about a minute)."""
+    import benchmarks.bench_train as bench
+
+    doc = bench.run(quick=True)
+    assert set(doc["configs"]) == {"doccnet-cpu", "doccnet-lite"} and doc["same_query_points"]
+    for config in doc["configs"].values():
+        assert config["samples_per_s_median"] > 0 and config["n_points"] == 1024
+    assert doc["configs"]["doccnet-lite"]["rounds"][0]["feature_cache"]["models"] > 0
+    assert doc["ratio_samples_per_s_median"] > 0

@@ -359,3 +359,23 @@ def test_cli_data_features(tiny_dataset: Path, tmp_path: Path) -> None:
     assert Path(report["folder"]).parent == root / ".features"
     bad = runner.invoke(app, [*args[:-1], "--set", "model.image_encoder.trainable_blocks=2"])
     assert bad.exit_code == 1 and "frozen trunk" in bad.output
+
+
+def test_lite_model_exports_to_onnx(tmp_path: Path) -> None:
+    """The TF-SAME padding traces into ONNX: onnxruntime gives the torch codes (ImageNet trunk, 40 px)."""
+    pytest.importorskip("onnxruntime")
+    from recon_cli.runtime.onnx_backend import OnnxBackend
+    from recon_cli.runtime.onnx_export import export_onnx
+    from recon_cli.runtime.torch_backend import TorchBackend
+
+    cfg = resolve_config(config_file="doccnet-lite", overrides=["model.image_encoder.image_size=40",
+                                                                "model.name=onet"])
+    model = build_model(cfg.model)
+    init_image_encoder(model.stage(1).encoder, cfg.model.image_encoder)
+    model.eval()
+    export_onnx(model, tmp_path / "onnx")
+    x = torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(0))
+    want = torch.as_tensor(TorchBackend(model).encode_image(x))
+    got = torch.as_tensor(OnnxBackend(tmp_path / "onnx", device="cpu").encode_image(x))
+    assert want.abs().max() > 0.1
+    assert torch.allclose(got, want, atol=1e-4)
