@@ -237,6 +237,15 @@ def test_feature_cache_keys_resumes_and_matches_the_encoder(tiny_dataset: Path, 
     assert few_feats.shape == (3, 2, 1, 1280) and few_counts.tolist() == [2, 2, 2]
     assert torch.equal(few_feats[1, 1, 0], feats[1, 2, 0])  # views 0 and 2 of 4
 
+    # photo-like variants come after the white ones, in their own folder; white variants unchanged
+    photo = cache_spec(encoder, encoder_name="efficientnet-lite0", image_size=32, variants=2, seed=0,
+                       photo_variants=1)
+    assert cache_dir(tiny_dataset, photo, base) != folder
+    photo_feats, _ = load_feature_cache(build_feature_cache(tiny_dataset, models, encoder, photo, base=base), models)
+    assert photo_feats.shape == (3, 4, 3, 1280)
+    assert torch.equal(photo_feats[:, :, :2], feats)
+    assert (photo_feats[1, 2, 2].float() - direct).abs().max() > 0.05
+
     # invalidation: other weights or other preprocessing -> another folder
     with torch.no_grad():
         encoder.backbone.head.bn.running_mean += 1.0

@@ -64,7 +64,8 @@ def wrap_training_items(config: TrainConfig, root: Path, dataset: Any, model: nn
 
         enc_cfg, encoder = config.model.image_encoder, model.stage(1).encoder
         spec = cache_spec(encoder, encoder_name=enc_cfg.name, image_size=enc_cfg.image_size,
-                          variants=d.feature_variants, seed=config.seed, views=d.feature_views)
+                          variants=d.feature_variants, seed=config.seed, views=d.feature_views,
+                          photo_variants=d.feature_photo_variants)
         emit({"type": "message", "text": f"feature cache: {len(dataset.models)} training models"})
         folder = build_feature_cache(root, dataset.models, encoder, spec, base=d.feature_cache_dir or None,
                                      on_progress=progress("features"))

@@ -15,7 +15,11 @@ and existing ones are kept, so an interrupted run resumes where it stopped.
 
 Variants: variant 0 is the whole view resized (what validation and inference
 see); variants 1.. are random crops of 75-100% of the area (the reader's
-pixel-space augmentation), each seeded by (seed, model, view, variant).
+pixel-space augmentation), each seeded by (seed, model, view, variant). With
+``data.feature_photo_variants`` = P, P more variants per view are photo-like
+(:func:`recon_cli.data.photos.photo_variant`: the render pasted over a training
+background with lighting and camera effects, cut out again with an imperfect
+mask and framed as at inference), so training sees what segmented photos give.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from recon_cli.io.atomic import atomic_path, atomic_write_text
 from recon_cli.training.sampler import WrappedItems
 
 FORMAT_VERSION = 1
+PHOTO_FORMAT_VERSION = 1  # bump when recon_cli.data.photos.photo_variant changes
 CROP_SCALE = (0.75, 1.0)
 CACHE_DIRNAME = ".features"
 
@@ -54,16 +59,21 @@ def trunk_fingerprint(encoder: nn.Module) -> str:
 
 
 def cache_spec(encoder: nn.Module, *, encoder_name: str, image_size: int, variants: int, seed: int,
-               views: int = 0) -> dict[str, Any]:
+               views: int = 0, photo_variants: int = 0) -> dict[str, Any]:
     """What the cached features depend on (stored as meta.json; hashed into the folder name).
 
-    ``views``: renders cached per model, evenly spaced (0 = all).
+    ``views``: renders cached per model, evenly spaced (0 = all). ``photo_variants``:
+    photo-like variants per view after the ``variants`` white ones.
     """
-    return {
+    spec = {
         "format": FORMAT_VERSION, "encoder": encoder_name, "weights_sha256": trunk_fingerprint(encoder),
         "image_size": int(image_size), "resize": "bilinear", "variants": int(variants),
         "crop_scale": list(CROP_SCALE), "seed": int(seed), "views": int(views),
     }
+    if photo_variants:
+        spec["photo_variants"] = int(photo_variants)
+        spec["photo_format"] = PHOTO_FORMAT_VERSION
+    return spec
 
 
 def cached_views(n_views: int, wanted: int) -> list[int]:
@@ -79,20 +89,39 @@ def cache_dir(root: Path, spec: dict[str, Any], base: str | Path | None = None) 
     return (Path(base) if base else Path(root) / CACHE_DIRNAME) / key
 
 
+def spec_variants(spec: dict[str, Any]) -> int:
+    """Cached images per view: the white variants then the photo-like ones."""
+    return int(spec["variants"]) + int(spec.get("photo_variants", 0))
+
+
 def _view_images(model_dir: Path, key: str, spec: dict[str, Any]) -> list[Tensor]:
     """The (views * variants) images of one model, variant-major within each view."""
     n_views = count_views(model_dir)
     if n_views == 0:
         raise DatasetError("no renders", path=model_dir)
     size, images = spec["image_size"], []
+    n_photo = int(spec.get("photo_variants", 0))
+    if n_photo:
+        from recon_cli.data.layout import load_cameras, load_pointcloud
+        from recon_cli.data.photos import photo_variant, render_silhouette
+
+        surface = load_pointcloud(model_dir)[0]
+        K, Rt = load_cameras(model_dir)
     for view in cached_views(n_views, spec.get("views", 0)):
         image = open_view(model_dir, view)
-        for variant in range(spec["variants"]):
+        for variant in range(spec["variants"] + n_photo):
             if variant == 0:
                 images.append(image_to_tensor(image, size))
                 continue
             rng = np.random.default_rng([spec["seed"], zlib.crc32(key.encode()), view, variant])
-            images.append(image_to_tensor(random_crop(image, rng, scale=CROP_SCALE), size))
+            if variant < spec["variants"]:
+                images.append(image_to_tensor(random_crop(image, rng, scale=CROP_SCALE), size))
+                continue
+            silhouette = render_silhouette(surface, K[view], Rt[view], image.height, image.width,
+                                           np.asarray(image))
+            if not silhouette.any():
+                raise DatasetError(f"view {view}: the surface points project outside the render", path=model_dir)
+            images.append(image_to_tensor(photo_variant(image, silhouette, rng, size=size), size))
     return images
 
 
@@ -121,7 +150,7 @@ def build_feature_cache(root: str | Path, models: Sequence[tuple[str, str]], enc
                 images = _view_images(root / synset / model, f"{synset}/{model}", spec)
                 pooled = [encoder.features(torch.stack(images[i:i + batch_size]).to(device))[0].float().cpu()
                           for i in range(0, len(images), batch_size)]
-                feats = torch.cat(pooled).view(-1, spec["variants"], pooled[0].shape[-1])  # (V, K, D)
+                feats = torch.cat(pooled).view(-1, spec_variants(spec), pooled[0].shape[-1])  # (V, K, D)
                 with atomic_path(path) as tmp, open(tmp, "wb") as fh:
                     np.save(fh, feats.numpy().astype(np.float16))
             if on_progress is not None:
@@ -202,7 +231,8 @@ def build_features_for_config(root: str | Path, config: Any, *, splits: Sequence
         models += ShapeNetDataset(root, split, categories=list(d.categories) if d.categories else None,
                                   with_points=False, with_pointcloud=False).models
     spec = cache_spec(encoder, encoder_name=enc_cfg.name, image_size=enc_cfg.image_size,
-                      variants=d.feature_variants, seed=config.seed, views=d.feature_views)
+                      variants=d.feature_variants, seed=config.seed, views=d.feature_views,
+                      photo_variants=d.feature_photo_variants)
     folder = build_feature_cache(root, models, encoder, spec, base=d.feature_cache_dir or None,
                                  on_progress=on_progress)
     return {"folder": str(folder), "models": len(models), "spec": spec, "seconds": time.perf_counter() - start}
