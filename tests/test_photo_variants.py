@@ -67,3 +67,36 @@ def test_photo_variant_is_a_framed_network_input(tiny_dataset: Path) -> None:
     assert (arr[:4, :4] >= 250).all() and (arr[-4:, -4:] >= 250).all()
     assert (arr[40:56, 40:56] < 240).any()
     assert not np.array_equal(arr, np.asarray(image.resize((96, 96))))
+
+
+# ------------------------------------------------------------------ recon data merge (training on two sources)
+
+
+def test_data_merge_links_models_and_keeps_splits(tiny_dataset: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from recon_cli.cli.app import app
+    from recon_cli.data import layout
+    from recon_cli.data.shapenet import ShapeNetDataset
+
+    other = tmp_path / "other"
+    (other / "04379243").mkdir(parents=True)
+    shutil.copytree(tiny_dataset / "04379243" / "box00", other / "04379243" / "real00")
+    layout.write_split(other, "04379243", "train", ["real00"])
+    layout.write_metadata(other, {"04379243": {"id": "04379243", "name": "table"}})
+    runner = CliRunner()
+    out = tmp_path / "merged"
+    result = runner.invoke(app, ["data", "merge", str(tiny_dataset), str(other), "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    train = ShapeNetDataset(out, "train", with_points=False, with_pointcloud=False).models
+    assert ("04379243", "real00") in train and len(train) == 14 + 1
+    assert layout.read_split(out, "03001627", "test") == layout.read_split(tiny_dataset, "03001627", "test")
+    assert (out / "04379243" / "real00").is_symlink()
+    # again: refused without --overwrite; a clash of model ids names both sources
+    again = runner.invoke(app, ["data", "merge", str(tiny_dataset), str(other), "-o", str(out)])
+    assert again.exit_code == 1 and "--overwrite" in again.output
+    clash = runner.invoke(app, ["data", "merge", str(tiny_dataset), str(tiny_dataset), "-o", str(tmp_path / "m2")])
+    assert clash.exit_code == 1 and "is in both" in clash.output
+    assert not (tmp_path / "m2").exists()

@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "recon_cli.cli.data",
     "recon_cli.cli.synth",
     "recon_cli.cli.features",
+    "recon_cli.cli.merge",
     "recon_cli.cli.data_import",
     "recon_cli.cli.reconstruct",
     "recon_cli.cli.train",
