@@ -361,7 +361,7 @@ def load_model(
     threads: int | None = None,
     model: str = "auto",
     quality: str = "standard",
-    threshold: float = 0.2,
+    threshold: float | None = None,
     resolution: int | None = None,
     upsampling_steps: int | None = None,
     simplify: int | None = None,
@@ -383,7 +383,8 @@ def load_model(
         model: stages to run, as ``recon reconstruct --model``: "auto", "onet" (image stage only) or "doccnet".
         quality: "draft" (65^3), "standard" (129^3) or "high" (257^3) extraction lattice;
             ``resolution`` / ``upsampling_steps`` override it.
-        threshold: occupancy probability of the surface (0 < p < 1).
+        threshold: occupancy probability of the surface (0 < p < 1); None = the one the weights
+            were tuned for on validation (0.2 for weights that store none).
         simplify: simplify meshes to about this many faces.
         segment: how opaque photos are segmented: "auto", "border", "grabcut" or "none"
             (see ``recon reconstruct --segment``); an alpha channel is always used.

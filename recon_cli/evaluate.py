@@ -492,7 +492,7 @@ def evaluate_model(
     multi = views > 1 or view_choice != "first"
     rec = MultiViewReconstructor(backend, options=extract, stages=stages, seed=options.seed)
     extra = {"views": views, "view_choice": view_choice, "fusion": fusion} if multi else {}
-    settings = _settings("model", options, {"stages": stages, "threshold": extract.threshold,
+    settings = _settings("model", options, {"stages": stages, "threshold": rec.options.threshold,
                                             "resolution0": extract.resolution0,
                                             "upsampling_steps": extract.upsampling_steps, **extra,
                                             **(describe or {})})

@@ -13,10 +13,12 @@ simplified mesh's vertices.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,11 +40,30 @@ STAGES = ("auto", "1", "1+2")
 ProgressFn = Callable[[str, int, int], None]
 
 
+#: Surface threshold of checkpoints that store none (the OccNet papers' 0.2).
+DEFAULT_THRESHOLD = 0.2
+
+
+def tuned_threshold(backend: Any, stages: str) -> float:
+    """The threshold ``backend``'s checkpoint was tuned for, for the stages run (else 0.2)."""
+    table = getattr(backend, "thresholds", None) or {}
+    has1, has2 = bool(getattr(backend, "has_stage1", True)), bool(getattr(backend, "has_stage2", False))
+    if stages == "1" or (stages == "auto" and not has2):
+        key = "onet"
+    elif not has1:
+        key = "onet-pcl"
+    else:
+        key = "doccnet"
+    return float(table.get(key, DEFAULT_THRESHOLD))
+
+
 @dataclass(frozen=True)
 class ExtractOptions:
     """How meshes are extracted.
 
-    ``threshold`` is an occupancy probability (converted once to a logit).
+    ``threshold`` is an occupancy probability (converted once to a logit); None = the one the
+    checkpoint was tuned for on validation (``Backend.thresholds``), else 0.2
+    (:meth:`Reconstructor.__init__` resolves it).
     ``batch_points`` caps the points of one forward pass (over all shapes).
     ``stage1_upsampling_steps``: MISE steps for the intermediate stage-1 mesh of
     D-OccNet (None = ``upsampling_steps``; never finer than ``upsampling_steps``).
@@ -57,7 +78,7 @@ class ExtractOptions:
 
     resolution0: int = 32
     upsampling_steps: int = 2
-    threshold: float = 0.2
+    threshold: float | None = None
     batch_points: int = 262_144
     simplify_faces: int | None = None
     mc_backend: str = "auto"
@@ -65,7 +86,7 @@ class ExtractOptions:
     padding: float = PADDING
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise InputError(f"threshold must be a probability strictly between 0 and 1, got {self.threshold}")
         if self.resolution0 < 2:
             raise InputError(f"resolution must be at least 2, got {self.resolution0}")
@@ -82,8 +103,8 @@ class ExtractOptions:
 
     @property
     def level(self) -> float:
-        """The threshold as a logit."""
-        return probability_to_logit(self.threshold)
+        """The threshold as a logit (0.2 when unresolved)."""
+        return probability_to_logit(DEFAULT_THRESHOLD if self.threshold is None else self.threshold)
 
 
 @dataclass
@@ -175,7 +196,10 @@ class Reconstructor:
         if stages not in STAGES:
             raise InputError(f"unknown stages {stages!r}; valid: {', '.join(STAGES)}")
         self.backend = backend
-        self.options = options if options is not None else ExtractOptions()
+        options = options if options is not None else ExtractOptions()
+        if options.threshold is None:
+            options = dataclasses.replace(options, threshold=tuned_threshold(backend, stages))
+        self.options = options
         self.stages = stages
         self.seed = seed
         self.on_progress = on_progress

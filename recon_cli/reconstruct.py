@@ -13,6 +13,7 @@ finishes. Nothing is printed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -51,7 +52,7 @@ class ReconstructOptions:
     device: str = "auto"
     resolution: int = 32
     upsampling_steps: int = 2
-    threshold: float = 0.2
+    threshold: float | None = None  # None = the checkpoint's tuned threshold (else 0.2)
     simplify_faces: int | None = None
     batch_size: int | None = None  # images per network batch; None = 1 on the CPU, 4 on a GPU
     fmt: str | None = None
@@ -347,6 +348,7 @@ def reconstruct_files(
         from recon_cli.pipeline import Reconstructor
 
         rec = Reconstructor(backend, options=extract, stages="auto" if stages == "2" else stages, seed=opts.seed)
+        opts = dataclasses.replace(opts, threshold=rec.options.threshold)  # the checkpoint's, when not given
         size = _batch_size(opts, backend)
         batches = [todo[s : s + size] for s in range(0, len(todo), size)]
         for result in _run_pipelined(rec, batches, opts, is_points=is_points):

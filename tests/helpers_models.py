@@ -14,7 +14,8 @@ __all__ = ["BLOB_RADIUS", "make_blob_decoder", "make_checkpoint", "randomise_wei
 
 
 def make_checkpoint(
-    path: str | Path, name: str = "doccnet", *, small: bool = True, seed: int = 0, nonempty: bool = False
+    path: str | Path, name: str = "doccnet", *, small: bool = True, seed: int = 0, nonempty: bool = False,
+    thresholds: dict[str, float] | None = None,
 ) -> Path:
     """Write a random-weight checkpoint of model ``name`` to ``path`` and return the path.
 
@@ -29,7 +30,10 @@ def make_checkpoint(
             if stage is not None:
                 make_blob_decoder(stage.decoder)
     path = Path(path)
-    save_checkpoint(path, model, cfg, extra={"note": "random weights for tests", "seed": seed})
+    extra = {"note": "random weights for tests", "seed": seed}
+    if thresholds is not None:
+        extra["thresholds"] = dict(thresholds)
+    save_checkpoint(path, model, cfg, extra=extra)
     return path
 
 

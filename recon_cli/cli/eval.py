@@ -113,7 +113,9 @@ def register(app: typer.Typer) -> None:
         quality: str = typer.Option("standard", "--quality", callback=_one_of(QUALITIES),
                                     metavar="draft|standard|high",
                                     help="Extraction lattice: draft (65^3), standard (129^3), high (257^3)."),
-        threshold: float = typer.Option(0.2, "--threshold", help="Occupancy probability of the surface."),
+        threshold: float = typer.Option(None, "--threshold", min=0.0, max=1.0,
+                                        help="Occupancy probability of the surface (default: the one stored "
+                                             "in the weights, tuned on validation; else 0.2)."),
         batch_size: int = typer.Option(8, "--batch-size", min=1, help="Models reconstructed together."),
         device: str = typer.Option("auto", "--device", callback=_one_of(DEVICES), metavar="auto|cpu|cuda",
                                    help="auto = CUDA when available."),

@@ -33,8 +33,8 @@ QUALITIES = ("draft", "standard", "high")
 FORMATS = ("obj", "ply", "stl", "off", "glb")
 
 
-def _probability(value: float) -> float:
-    if not 0.0 < value < 1.0:
+def _probability(value: float | None) -> float | None:
+    if value is not None and not 0.0 < value < 1.0:
         raise typer.BadParameter(f"must be a probability strictly between 0 and 1, got {value}")
     return value
 
@@ -137,8 +137,9 @@ def register(app: typer.Typer) -> None:
         resolution: int = typer.Option(None, "--resolution", min=2, help="Coarse MISE resolution (overrides --quality)."),
         upsampling_steps: int = typer.Option(None, "--upsampling-steps", min=0, max=5,
                                              help="MISE upsampling steps (overrides --quality)."),
-        threshold: float = typer.Option(0.2, "--threshold", callback=_probability,
-                                        help="Occupancy probability of the surface."),
+        threshold: float = typer.Option(None, "--threshold", callback=_probability,
+                                        help="Occupancy probability of the surface (default: the one stored "
+                                             "in the weights, tuned on validation; else 0.2)."),
         device: str = typer.Option("auto", "--device", callback=_one_of(["auto", "cpu", "cuda"]), metavar="auto|cpu|cuda",
                                    help="auto = CUDA when available."),
         batch_size: int = typer.Option(None, "--batch-size", min=1,

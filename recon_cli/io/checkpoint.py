@@ -107,6 +107,19 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     return model, cfg, extra
 
 
+def default_thresholds(extra: dict[str, Any]) -> dict[str, float]:
+    """The surface thresholds a checkpoint was tuned for on validation: ``{"doccnet": p, "onet": p}``
+    (occupancy probabilities, per model mode; absent keys fall back to 0.2)."""
+    out: dict[str, float] = {}
+    stored = extra.get("thresholds") if isinstance(extra, dict) else None
+    if isinstance(stored, dict):
+        for key in ("doccnet", "onet", "onet-pcl"):
+            value = stored.get(key)
+            if isinstance(value, (int, float)) and 0.0 < float(value) < 1.0:
+                out[key] = float(value)
+    return out
+
+
 def non_finite_tensors(tensors: dict[str, Any]) -> list[str]:
     """Names of the floating tensors in ``tensors`` holding NaN or infinite values."""
     return [name for name, value in tensors.items()

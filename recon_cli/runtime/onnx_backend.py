@@ -132,6 +132,9 @@ class OnnxBackend:
         self.image_size = int(self.manifest["image_size"])
         self.n_input_points = int(self.manifest["n_input_points"])
         self.model_name = str(self.manifest["model"])
+        stored = self.manifest.get("thresholds") or {}
+        self.thresholds: dict[str, float] = {k: float(v) for k, v in stored.items()
+                                             if isinstance(v, (int, float)) and 0.0 < float(v) < 1.0}
         on_cpu = self.providers == ["CPUExecutionProvider"]
         options = session_options(1 if on_cpu else self.threads, optimization)
         self._sessions: dict[str, Any] = {}

@@ -54,6 +54,7 @@ class TorchBackend:
         self.cpu_chunk = CPU_CHUNK
         self._kernels: dict[int, DecoderKernel] = {}
         self._pool = ChunkPool(self.threads)
+        self.thresholds: dict[str, float] = {}  # tuned on validation, from the checkpoint (default_thresholds)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu", threads: int | None = None,
@@ -62,8 +63,12 @@ class TorchBackend:
         from recon_cli.io.checkpoint import load_checkpoint
 
         dev = resolve_device(device)
-        model, _cfg, _extra = load_checkpoint(path, device=dev)
-        return cls(model, device=dev, threads=threads, precision=precision)
+        from recon_cli.io.checkpoint import default_thresholds
+
+        model, _cfg, extra = load_checkpoint(path, device=dev)
+        backend = cls(model, device=dev, threads=threads, precision=precision)
+        backend.thresholds = default_thresholds(extra)
+        return backend
 
     @torch.inference_mode()
     def encode_image(self, images: Tensor) -> Tensor:
