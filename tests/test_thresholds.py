@@ -60,3 +60,30 @@ def test_onnx_export_carries_the_thresholds(tmp_path: Path) -> None:
     assert manifest["thresholds"] == {"doccnet": 0.3}
     backend = OnnxBackend(tmp_path / "onnx", device="cpu", threads=1)
     assert Reconstructor(backend).options.threshold == 0.3
+
+
+def test_tune_threshold_writes_the_best_threshold_per_mode(tiny_dataset: Path, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from recon_cli.cli.app import app
+    from recon_cli.io.checkpoint import load_checkpoint
+
+    weights = make_checkpoint(tmp_path / "w.pt", nonempty=True)
+    out = tmp_path / "tuned.pt"
+    result = CliRunner().invoke(app, ["tune-threshold", str(weights), "--data", str(tiny_dataset), "--split", "test",
+                                      "--limit", "2", "-o", str(out), "--json", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["best"]) == {"onet", "doccnet"} and report["models"] == 2
+    for mode, row in report["table"].items():
+        assert all(0.0 <= v <= 1.0 for v in row.values())
+        assert report["best"][mode] == float(max(row, key=row.get))
+    _model, _cfg, extra = load_checkpoint(out)
+    assert default_thresholds(extra) == report["best"]
+    assert extra["note"] == "random weights for tests"  # the rest of extra is kept
+    backend = TorchBackend.from_checkpoint(out, threads=1)
+    assert Reconstructor(backend, stages="1").options.threshold == report["best"]["onet"]
+    missing = CliRunner().invoke(app, ["tune-threshold", str(tmp_path / "nope.pt"), "--data", str(tiny_dataset)])
+    assert missing.exit_code == 1 and "nope.pt" in missing.output

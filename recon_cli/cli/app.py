@@ -40,6 +40,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "recon_cli.cli.data_import",
     "recon_cli.cli.reconstruct",
     "recon_cli.cli.train",
+    "recon_cli.cli.tune",
     "recon_cli.cli.eval",
     "recon_cli.cli.convert",
     "recon_cli.cli.onnx",
