@@ -43,6 +43,7 @@ from recon_cli.training.sampler import WrappedItems
 
 FORMAT_VERSION = 1
 PHOTO_FORMAT_VERSION = 1  # bump when recon_cli.data.photos.photo_variant changes
+SILHOUETTE_POINTS = 40_000  # surface samples projected for a render's silhouette (with its non-white pixels)
 CROP_SCALE = (0.75, 1.0)
 CACHE_DIRNAME = ".features"
 
@@ -105,7 +106,7 @@ def _view_images(model_dir: Path, key: str, spec: dict[str, Any]) -> list[Tensor
         from recon_cli.data.layout import load_cameras, load_pointcloud
         from recon_cli.data.photos import photo_variant, render_silhouette
 
-        surface = load_pointcloud(model_dir)[0]
+        surface = load_pointcloud(model_dir)[0][:SILHOUETTE_POINTS]  # a random subset: the samples are unordered
         K, Rt = load_cameras(model_dir)
     for view in cached_views(n_views, spec.get("views", 0)):
         image = open_view(model_dir, view)
