@@ -279,11 +279,13 @@ def test_training_from_cached_features(tiny_dataset: Path, tmp_path: Path) -> No
 
 
 def test_bf16_autocast_on_cpu_reaches_the_decoder(tiny_dataset: Path, tmp_path: Path) -> None:
-    """precision=bf16 runs the decoders' linear layers in bfloat16 in training; fp32 opts out."""
+    """precision=bf16 runs the decoders' linear layers in bfloat16 in training; fp32 opts out; auto
+    uses bf16 only on CPUs with native bf16 instructions."""
+    from recon_cli.runtime.decoder_kernel import native_bf16
     from recon_cli.training.loop import Trainer
 
     original = Trainer._train_step
-    for precision in ("bf16", "fp32"):
+    for precision in ("bf16", "fp32", "auto"):
         seen: dict[str, set] = {"train": set()}
 
         def hook(module, inputs, output, seen=seen) -> None:  # noqa: ANN001
@@ -303,7 +305,8 @@ def test_bf16_autocast_on_cpu_reaches_the_decoder(tiny_dataset: Path, tmp_path: 
             result = train(cfg, data_root=tiny_dataset, out_dir=tmp_path / precision)
         finally:
             Trainer._train_step = original
-        expected = torch.bfloat16 if precision == "bf16" else torch.float32
+        bf16 = precision == "bf16" or (precision == "auto" and native_bf16())
+        expected = torch.bfloat16 if bf16 else torch.float32
         assert seen["train"] == {expected}, precision
         assert result.last_val is not None
 

@@ -122,7 +122,7 @@ class TrainConfig:
     threshold: float = 0.2  # occupancy probability for IoU and the stage-1 surface
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on CUDA; bf16 also on CPU
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on CUDA and on CPUs with native bf16
     compile: bool = False  # torch.compile the training step's network
     threads: int = 0  # torch intra-op CPU threads; 0 = torch's default (1 is much faster on a busy machine)
     finetune_stage2_on_stage1: bool = False
