@@ -4,7 +4,7 @@
     python examples/make_examples.py renders MESH_DIR
 
 `images` renders held-out procedural models (test-split indices of `recon data synth --seed 0
---per-category 60`, the dataset the shipped weights were trained on) at 256 px on white, like the
+--per-category 150`, the procedural part of the shipped weights' training data) at 256 px on white, like the
 training renders, plus two photo-like images: a plain coloured backdrop with a lighting gradient,
 sensor noise and JPEG compression, so that the background-removal path of `recon reconstruct` is
 exercised. `renders` writes examples/reconstructions/<stem>.png: the input beside renders of
@@ -35,17 +35,17 @@ AZIMUTH, ELEVATION = 35.0, 27.0
 #: example name -> (category, index in the synth dataset); all indices are in the test split.
 HELD_OUT = {
     "chair": ("chair", 3),
-    "airplane": ("airplane", 19),
+    "airplane": ("airplane", 8),
     "car": ("car", 17),
-    "table": ("table", 1),
-    "lamp": ("lamp", 6),
-    "sofa": ("sofa", 5),
+    "table": ("table", 2),
+    "lamp": ("lamp", 12),
+    "sofa": ("sofa", 9),
     "vessel": ("vessel", 3),
 }
 #: photo-like examples: name -> (category, index, backdrop RGB)
 PHOTOS = {
-    "photo_chair": ("chair", 11, (150, 162, 176)),
-    "photo_car": ("car", 20, (196, 188, 170)),
+    "photo_chair": ("chair", 5, (150, 162, 176)),
+    "photo_car": ("car", 22, (196, 188, 170)),
 }
 
 
