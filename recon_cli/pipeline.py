@@ -196,6 +196,8 @@ class Reconstructor:
         if stages not in STAGES:
             raise InputError(f"unknown stages {stages!r}; valid: {', '.join(STAGES)}")
         self.backend = backend
+        if stages == "auto" and getattr(backend, "default_model", None) == "onet" and getattr(backend, "has_stage1", True):
+            stages = "1"  # the checkpoint says stage 1 alone measured better (--model doccnet forces both)
         options = options if options is not None else ExtractOptions()
         if options.threshold is None:
             options = dataclasses.replace(options, threshold=tuned_threshold(backend, stages))

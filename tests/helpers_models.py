@@ -15,7 +15,7 @@ __all__ = ["BLOB_RADIUS", "make_blob_decoder", "make_checkpoint", "randomise_wei
 
 def make_checkpoint(
     path: str | Path, name: str = "doccnet", *, small: bool = True, seed: int = 0, nonempty: bool = False,
-    thresholds: dict[str, float] | None = None,
+    thresholds: dict[str, float] | None = None, default_model: str | None = None,
 ) -> Path:
     """Write a random-weight checkpoint of model ``name`` to ``path`` and return the path.
 
@@ -33,6 +33,8 @@ def make_checkpoint(
     extra = {"note": "random weights for tests", "seed": seed}
     if thresholds is not None:
         extra["thresholds"] = dict(thresholds)
+    if default_model is not None:
+        extra["default_model"] = default_model
     save_checkpoint(path, model, cfg, extra=extra)
     return path
 

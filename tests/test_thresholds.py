@@ -87,3 +87,14 @@ def test_tune_threshold_writes_the_best_threshold_per_mode(tiny_dataset: Path, t
     assert Reconstructor(backend, stages="1").options.threshold == report["best"]["onet"]
     missing = CliRunner().invoke(app, ["tune-threshold", str(tmp_path / "nope.pt"), "--data", str(tiny_dataset)])
     assert missing.exit_code == 1 and "nope.pt" in missing.output
+
+
+def test_checkpoint_default_model_decides_what_auto_runs(tmp_path: Path) -> None:
+    weights = make_checkpoint(tmp_path / "w.pt", thresholds={"doccnet": 0.3, "onet": 0.4}, default_model="onet")
+    backend = TorchBackend.from_checkpoint(weights, threads=1)
+    auto = Reconstructor(backend, stages="auto")
+    assert auto.stages == "1" and auto.options.threshold == 0.4
+    both = Reconstructor(backend, stages="1+2")
+    assert both.stages == "1+2" and both.options.threshold == 0.3
+    plain = TorchBackend.from_checkpoint(make_checkpoint(tmp_path / "p.pt"), threads=1)
+    assert Reconstructor(plain, stages="auto").stages == "auto"

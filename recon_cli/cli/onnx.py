@@ -26,13 +26,13 @@ def export_onnx(
     """
     use_threads(threads)
     from recon_cli.errors import InputError
-    from recon_cli.io.checkpoint import default_thresholds, load_checkpoint
+    from recon_cli.io.checkpoint import default_model, default_thresholds, load_checkpoint
     from recon_cli.runtime.onnx_export import MANIFEST_NAME, export_onnx as export, verify_export
 
     model, _cfg, extra = load_checkpoint(weights, device="cpu")
     with err_console.status("exporting...") as status:
         manifest = export(model, out, opset=opset, on_progress=lambda name: status.update(f"exporting {name}..."),
-                          thresholds=default_thresholds(extra))
+                          thresholds=default_thresholds(extra), default_model=default_model(extra))
     diffs: dict[str, float] | None = None
     if verify:
         try:

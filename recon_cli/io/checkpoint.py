@@ -120,6 +120,13 @@ def default_thresholds(extra: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def default_model(extra: dict[str, Any]) -> str | None:
+    """The model mode ``--model auto`` runs for a checkpoint: ``extra["default_model"]`` ("onet" or
+    "doccnet"), chosen by measurement when the weights were made; None = all its stages."""
+    value = extra.get("default_model") if isinstance(extra, dict) else None
+    return value if value in ("onet", "doccnet") else None
+
+
 def non_finite_tensors(tensors: dict[str, Any]) -> list[str]:
     """Names of the floating tensors in ``tensors`` holding NaN or infinite values."""
     return [name for name, value in tensors.items()

@@ -132,6 +132,8 @@ class OnnxBackend:
         self.image_size = int(self.manifest["image_size"])
         self.n_input_points = int(self.manifest["n_input_points"])
         self.model_name = str(self.manifest["model"])
+        self.default_model = self.manifest.get("default_model") if self.manifest.get("default_model") in (
+            "onet", "doccnet") else None
         stored = self.manifest.get("thresholds") or {}
         self.thresholds: dict[str, float] = {k: float(v) for k, v in stored.items()
                                              if isinstance(v, (int, float)) and 0.0 < float(v) < 1.0}

@@ -109,7 +109,7 @@ def _output_name(input_names: list[str]) -> str:
 
 
 def manifest_for(cfg: Any, files: dict[str, str], *, opset: int,
-                 thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+                 thresholds: dict[str, float] | None = None, default_model: str | None = None) -> dict[str, Any]:
     """The ``recon_onnx.json`` document for model config ``cfg``."""
     from recon_cli import __version__
     from recon_cli.config import to_dict
@@ -130,6 +130,7 @@ def manifest_for(cfg: Any, files: dict[str, str], *, opset: int,
         "outputs": {"image_encoder": "c", "point_encoder": "c", "decoder1": "logits", "decoder2": "logits"},
         "config": to_dict(cfg),
         "thresholds": dict(thresholds or {}),
+        "default_model": default_model,
         "recon_version": __version__,
         "torch_version": torch.__version__,
     }
@@ -208,7 +209,7 @@ def _check_exportable(model: nn.Module) -> None:
 
 def export_onnx(model: nn.Module, out_dir: str | Path, *, opset: int = DEFAULT_OPSET,
                 on_progress: Callable[[str], None] | None = None,
-                thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+                thresholds: dict[str, float] | None = None, default_model: str | None = None) -> dict[str, Any]:
     """Export every network of ``model`` (a DOccNet) into ``out_dir``; return the manifest.
 
     ``out_dir`` must be absent, empty, or an earlier export (which is replaced).
@@ -225,7 +226,7 @@ def export_onnx(model: nn.Module, out_dir: str | Path, *, opset: int = DEFAULT_O
     model.eval().cpu()
     try:
         files = _write_networks(model, cfg, tmp, opset=opset, on_progress=on_progress)
-        manifest = manifest_for(cfg, files, opset=opset, thresholds=thresholds)
+        manifest = manifest_for(cfg, files, opset=opset, thresholds=thresholds, default_model=default_model)
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _replace_dir(tmp, out_dir)
     finally:
@@ -240,10 +241,11 @@ def export_checkpoint(weights: str | Path, out_dir: str | Path, *, opset: int = 
     """Load checkpoint ``weights`` (CheckpointError naming it on problems) and :func:`export_onnx` it."""
     from recon_cli.io.checkpoint import load_checkpoint
 
-    from recon_cli.io.checkpoint import default_thresholds
+    from recon_cli.io.checkpoint import default_model, default_thresholds
 
     model, _cfg, extra = load_checkpoint(weights, device="cpu")
-    manifest = export_onnx(model, out_dir, opset=opset, on_progress=on_progress, thresholds=default_thresholds(extra))
+    manifest = export_onnx(model, out_dir, opset=opset, on_progress=on_progress, thresholds=default_thresholds(extra),
+                           default_model=default_model(extra))
     return manifest
 
 

@@ -55,6 +55,7 @@ class TorchBackend:
         self._kernels: dict[int, DecoderKernel] = {}
         self._pool = ChunkPool(self.threads)
         self.thresholds: dict[str, float] = {}  # tuned on validation, from the checkpoint (default_thresholds)
+        self.default_model: str | None = None  # what --model auto runs (checkpoint's default_model)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu", threads: int | None = None,
@@ -63,11 +64,12 @@ class TorchBackend:
         from recon_cli.io.checkpoint import load_checkpoint
 
         dev = resolve_device(device)
-        from recon_cli.io.checkpoint import default_thresholds
+        from recon_cli.io.checkpoint import default_model, default_thresholds
 
         model, _cfg, extra = load_checkpoint(path, device=dev)
         backend = cls(model, device=dev, threads=threads, precision=precision)
         backend.thresholds = default_thresholds(extra)
+        backend.default_model = default_model(extra)
         return backend
 
     @torch.inference_mode()
