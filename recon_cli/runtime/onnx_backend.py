@@ -117,6 +117,7 @@ class OnnxBackend:
 
     def __init__(self, onnx_dir: str | Path, *, device: str | torch.device = "auto", threads: int | None = None,
                  optimization: str = "all") -> None:
+        from recon_cli.io.checkpoint import default_model, default_thresholds
         from recon_cli.runtime.parallel import ChunkPool
         from recon_cli.runtime.threads import chosen_threads
 
@@ -132,11 +133,9 @@ class OnnxBackend:
         self.image_size = int(self.manifest["image_size"])
         self.n_input_points = int(self.manifest["n_input_points"])
         self.model_name = str(self.manifest["model"])
-        self.default_model = self.manifest.get("default_model") if self.manifest.get("default_model") in (
-            "onet", "doccnet") else None
-        stored = self.manifest.get("thresholds") or {}
-        self.thresholds: dict[str, float] = {k: float(v) for k, v in stored.items()
-                                             if isinstance(v, (int, float)) and 0.0 < float(v) < 1.0}
+        # the manifest carries a checkpoint's "thresholds" and "default_model" under the same keys
+        self.default_model = default_model(self.manifest)
+        self.thresholds: dict[str, float] = default_thresholds(self.manifest)
         on_cpu = self.providers == ["CPUExecutionProvider"]
         options = session_options(1 if on_cpu else self.threads, optimization)
         self._sessions: dict[str, Any] = {}

@@ -239,9 +239,7 @@ def export_onnx(model: nn.Module, out_dir: str | Path, *, opset: int = DEFAULT_O
 def export_checkpoint(weights: str | Path, out_dir: str | Path, *, opset: int = DEFAULT_OPSET,
                       on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Load checkpoint ``weights`` (CheckpointError naming it on problems) and :func:`export_onnx` it."""
-    from recon_cli.io.checkpoint import load_checkpoint
-
-    from recon_cli.io.checkpoint import default_model, default_thresholds
+    from recon_cli.io.checkpoint import default_model, default_thresholds, load_checkpoint
 
     model, _cfg, extra = load_checkpoint(weights, device="cpu")
     manifest = export_onnx(model, out_dir, opset=opset, on_progress=on_progress, thresholds=default_thresholds(extra),

@@ -59,13 +59,11 @@ def wrap_training_items(config: TrainConfig, root: Path, dataset: Any, model: nn
 
     if uses_feature_cache(config):
         from recon_cli.training.features import (
-            CachedFeatureItems, build_feature_cache, cache_spec, load_feature_cache,
+            CachedFeatureItems, build_feature_cache, config_spec, load_feature_cache,
         )
 
-        enc_cfg, encoder = config.model.image_encoder, model.stage(1).encoder
-        spec = cache_spec(encoder, encoder_name=enc_cfg.name, image_size=enc_cfg.image_size,
-                          variants=d.feature_variants, seed=config.seed, views=d.feature_views,
-                          photo_variants=d.feature_photo_variants)
+        encoder = model.stage(1).encoder
+        spec = config_spec(encoder, config)
         emit({"type": "message", "text": f"feature cache: {len(dataset.models)} training models"})
         folder = build_feature_cache(root, dataset.models, encoder, spec, base=d.feature_cache_dir or None,
                                      on_progress=progress("features"))

@@ -77,6 +77,13 @@ def cache_spec(encoder: nn.Module, *, encoder_name: str, image_size: int, varian
     return spec
 
 
+def config_spec(encoder: nn.Module, config: Any) -> dict[str, Any]:
+    """The :func:`cache_spec` of training config ``config`` (a TrainConfig) for its image ``encoder``."""
+    enc_cfg, d = config.model.image_encoder, config.data
+    return cache_spec(encoder, encoder_name=enc_cfg.name, image_size=enc_cfg.image_size, variants=d.feature_variants,
+                      seed=config.seed, views=d.feature_views, photo_variants=d.feature_photo_variants)
+
+
 def cached_views(n_views: int, wanted: int) -> list[int]:
     """The renders cached of a model with ``n_views``: all, or ``wanted`` evenly spaced ones."""
     if wanted <= 0 or wanted >= n_views:
@@ -231,9 +238,7 @@ def build_features_for_config(root: str | Path, config: Any, *, splits: Sequence
     for split in splits:
         models += ShapeNetDataset(root, split, categories=list(d.categories) if d.categories else None,
                                   with_points=False, with_pointcloud=False).models
-    spec = cache_spec(encoder, encoder_name=enc_cfg.name, image_size=enc_cfg.image_size,
-                      variants=d.feature_variants, seed=config.seed, views=d.feature_views,
-                      photo_variants=d.feature_photo_variants)
+    spec = config_spec(encoder, config)
     folder = build_feature_cache(root, models, encoder, spec, base=d.feature_cache_dir or None,
                                  on_progress=on_progress)
     return {"folder": str(folder), "models": len(models), "spec": spec, "seconds": time.perf_counter() - start}
