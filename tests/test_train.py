@@ -401,3 +401,31 @@ def test_empty_val_split_warns_that_no_best_pt_is_written(dataset: Path, tmp_pat
     assert result.exit_code == 0, result.output
     assert "warning:" in result.stderr and "no best.pt" in result.stderr
     assert not (tmp_path / "run" / "best.pt").exists()
+
+
+def test_init_weights_starts_a_new_run_from_a_checkpoint(dataset: Path, tmp_path: Path) -> None:
+    from recon_cli.io.checkpoint import load_checkpoint
+
+    cfg = _cfg("onet-pcl", "steps=4", "val_every=100", "checkpoint_every=100")
+    first, _ = _run(cfg, dataset, tmp_path / "first")
+    start = dict(load_checkpoint(first.last_path)[0].named_parameters())  # BatchNorm statistics move
+    # zero steps of training would be the loaded weights: compare after one step at a tiny lr instead
+    warm = _cfg("onet-pcl", "steps=1", "optim.lr=1e-12", "val_every=100", f"init_weights={first.last_path}")
+    result, _ = _run(warm, dataset, tmp_path / "warm")
+    assert result.step == 1  # a new run: steps count from 0, fresh optimiser
+    after = dict(load_checkpoint(result.last_path)[0].named_parameters())
+    bad = [k for k in start if not torch.allclose(after[k].float(), start[k].float(), atol=1e-6)]
+    assert bad == [], bad
+    fresh, _ = _run(_cfg("onet-pcl", "steps=1", "optim.lr=1e-12", "val_every=100"), dataset, tmp_path / "fresh")
+    other = dict(load_checkpoint(fresh.last_path)[0].named_parameters())
+    assert not all(torch.allclose(other[k].float(), start[k].float(), atol=1e-6) for k in start)
+    # a checkpoint of another architecture: one line naming the file and what differs
+    args = ["train", "--data", str(dataset), "--model", "onet-pcl", "--out", str(tmp_path / "bad"),
+            "--init-weights", first.last_path]
+    for s in [*SMALL, "model.decoder2={c_dim: 16, hidden: 8, n_blocks: 1}", "steps=1"]:
+        args += ["--set", s]
+    bad = runner.invoke(app, args)
+    assert bad.exit_code == 1
+    assert "init_weights" in bad.stderr and "model.decoder2.hidden" in bad.stderr and "first" in bad.stderr
+    missing = runner.invoke(app, [*args[:-2 - 2 * (len(SMALL) + 2)], "--init-weights", str(tmp_path / "nope.pt")])
+    assert missing.exit_code == 2 and "nope.pt" in missing.stderr

@@ -31,6 +31,10 @@ def train_command(
     overrides: list[str] = typer.Option(
         None, "--set", metavar="KEY=VALUE", help="Override one key, e.g. --set optim.lr=3e-4 (repeatable)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from last.pt exactly."),
+    init_weights: Path = typer.Option(
+        None, "--init-weights", metavar="CHECKPOINT",
+        help="Start a new run from these weights (same model config; new optimiser and schedule), "
+        "e.g. weights/doccnet.pt with --config doccnet-lite to train the shipped model further."),
     max_steps: int = typer.Option(None, "--max-steps", min=1, help="Stop after N steps of this invocation."),
     max_minutes: float = typer.Option(None, "--max-minutes", min=0.01, help="Stop after M minutes (saves last.pt)."),
     device: str = typer.Option(None, "--device", callback=one_of(("auto", "cpu", "cuda")), metavar="auto|cpu|cuda",
@@ -54,6 +58,10 @@ def train_command(
         sets.append(f"data.workers={workers}")
     if threads is not None:
         sets.append(f"threads={threads}")
+    if init_weights is not None:
+        if not init_weights.is_file():
+            raise typer.BadParameter(f"{init_weights}: no such checkpoint file", param_hint="--init-weights")
+        sets.append(f"init_weights={init_weights.resolve()}")
     base = None
     if resume and out is not None and (out / "config.yaml").is_file():
         base = load_yaml(out / "config.yaml")

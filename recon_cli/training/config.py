@@ -127,6 +127,9 @@ class TrainConfig:
     threads: int = 0  # torch intra-op CPU threads; 0 = torch's default (1 is much faster on a busy machine)
     finetune_stage2_on_stage1: bool = False
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    # a checkpoint (e.g. weights/doccnet.pt) whose weights start a new run: same model config, fresh
+    # optimiser and schedule ("" = initialise as model.image_encoder.init says)
+    init_weights: str = ""
 
     def __post_init__(self) -> None:
         _positive(("steps", self.steps), ("val_every", self.val_every),

@@ -153,7 +153,9 @@ class Trainer(CheckpointMixin, ValidationMixin, FinetuneMixin):
         extra = self.load_resume(model) if self.resume else None
         if self.resume and extra is None:
             self.emit({"type": "message", "text": f"no {self.out / 'last.pt'} yet: starting from step 0"})
-        if extra is None and cfg.model.has_stage1:
+        if extra is None and cfg.init_weights:
+            self.load_init_weights(model, Path(cfg.init_weights))
+        elif extra is None and cfg.model.has_stage1:
             init_image_encoder(model.stage(1).encoder, cfg.model.image_encoder)
         self._write_config()
         train_set = _make_dataset(cfg, self.root, cfg.data.train_split, train=True)

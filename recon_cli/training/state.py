@@ -78,6 +78,19 @@ class CheckpointMixin:
             self.emit({"type": "checkpoint", "step": self.step, "path": str(path)})
         return path
 
+    def load_init_weights(self, model: nn.Module, path: Path) -> None:
+        """Start a new run from the weights of ``path`` (``init_weights``): same model config, new optimiser."""
+        from recon_cli.io.checkpoint import load_checkpoint
+
+        loaded, cfg, _ = load_checkpoint(path, device="cpu")
+        mine, theirs = to_dict(self.config.model), to_dict(cfg)
+        if mine != theirs:
+            differ = sorted(_differences(mine, theirs))
+            raise CheckpointError("init_weights: its model config differs from this run's "
+                                  f"({', '.join(differ[:4])}{', ...' if len(differ) > 4 else ''})", path=path)
+        model.load_state_dict(loaded.state_dict())
+        self.emit({"type": "message", "text": f"model weights initialised from {path}"})
+
     def load_resume(self, model: nn.Module) -> dict[str, Any] | None:
         from recon_cli.io.checkpoint import load_checkpoint
 
@@ -98,3 +111,13 @@ class CheckpointMixin:
         self.last_val = extra.get("last_val")
         set_rng_state(extra["rng"])
         return extra
+
+
+def _differences(a: Any, b: Any, prefix: str = "model") -> list[str]:
+    """Dotted keys where two nested config dicts differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for key in sorted(set(a) | set(b)):
+            out += _differences(a.get(key), b.get(key), f"{prefix}.{key}")
+        return out
+    return [] if a == b else [prefix]
