@@ -380,7 +380,8 @@ def load_model(
         device: "auto" (CUDA when available), "cpu" or "cuda".
         threads: CPU threads of the networks (decoder workers, see ``recon reconstruct --threads``);
             None = ``$RECON_THREADS``, else 2 or fewer cores.
-        model: stages to run, as ``recon reconstruct --model``: "auto", "onet" (image stage only) or "doccnet".
+        model: stages to run, as ``recon reconstruct --model``: "auto", "onet" (image stage only) or "doccnet";
+            "r2n2" loads the voxel model instead (the shipped ``weights/r2n2.pt`` when ``weights`` is None).
         quality: "draft" (65^3), "standard" (129^3) or "high" (257^3) extraction lattice;
             ``resolution`` / ``upsampling_steps`` override it.
         threshold: occupancy probability of the surface (0 < p < 1); None = the one the weights
@@ -403,8 +404,9 @@ def load_model(
 
     if quality not in QUALITY_PRESETS:
         raise InputError(f"unknown quality {quality!r}; valid: {', '.join(QUALITY_PRESETS)}")
-    if model not in ("auto", "onet", "doccnet"):
-        raise InputError(f"unknown model {model!r}; valid: auto, onet, doccnet (onet-pcl: use reconstruct_points)")
+    if model not in ("auto", "onet", "doccnet", "r2n2"):
+        raise InputError(f"unknown model {model!r}; valid: auto, onet, doccnet, r2n2 "
+                         "(onet-pcl: use reconstruct_points)")
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
     from recon_cli.io.segment import SEGMENT_METHODS
@@ -421,8 +423,15 @@ def load_model(
                              threshold=threshold, simplify_faces=simplify)
     opts = ReconstructOptions(model=model, weights=None if weights is None else Path(weights), backend=backend,
                               onnx_dir=None if onnx_dir is None else Path(onnx_dir), device=device, threads=threads)
-    runtime, described = make_backend(opts)
-    stages = _stages(model, runtime, points=False) if runtime.has_stage1 else "auto"
-    rec = MultiViewReconstructor(runtime, options=extract, stages=stages, seed=seed)
+    if model == "r2n2":
+        from recon_cli.voxel import load_voxel_reconstructor
+
+        rec, described = load_voxel_reconstructor(opts.weights, options=extract, device=device, threads=threads,
+                                                  backend=backend)
+        runtime, stages = rec.backend, "r2n2"
+    else:
+        runtime, described = make_backend(opts)
+        stages = _stages(model, runtime, points=False) if runtime.has_stage1 else "auto"
+        rec = MultiViewReconstructor(runtime, options=extract, stages=stages, seed=seed)
     return ReconModel(runtime, rec, weights=described, stages=stages,
                       settings=_Settings(segment=segment if remove_bg else "none", max_pixels=max_pixels, batch_size=batch_size))

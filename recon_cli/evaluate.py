@@ -92,6 +92,7 @@ class ObjectResult:
     seconds: float = 0.0
     retrieved: str = ""  # retrieval baseline: "<synset>/<model>" of the returned training shape
     recon_seconds: float = 0.0  # model mode: this object's share of its batch's reconstruction time
+    voxel_iou: float | None = None  # voxel models: 3D-R2N2's IoU at 32^3 (probability 0.4)
 
     @property
     def key(self) -> Key:
@@ -244,17 +245,20 @@ def run_folder(out_dir: str | Path, shard: tuple[int, int]) -> Path:
 CSV_FIELDS: tuple[str, ...] = (
     "synset", "model", "status", *METRIC_KEYS, "n_faces", "seconds", "recon_seconds", "retrieved", "error",
 )
+#: Columns written after CSV_FIELDS and optional when reading (files of older versions lack them).
+CSV_OPTIONAL: tuple[str, ...] = ("voxel_iou",)
 
 
 def results_to_csv(results: Sequence[ObjectResult]) -> str:
     """CSV text (floats written with full precision, so a merge reproduces them exactly)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_FIELDS)
+    writer.writerow(CSV_FIELDS + CSV_OPTIONAL)
     for r in results:
         s = r.scores.as_dict()
         writer.writerow([r.synset, r.model, r.status, *(repr(s[k]) for k in METRIC_KEYS), r.n_faces,
-                         f"{r.seconds:.4f}", f"{r.recon_seconds:.4f}", r.retrieved, r.error])
+                         f"{r.seconds:.4f}", f"{r.recon_seconds:.4f}", r.retrieved, r.error,
+                         "" if r.voxel_iou is None else repr(r.voxel_iou)])
     return buf.getvalue()
 
 
@@ -274,7 +278,8 @@ def read_results(path: Path) -> list[ObjectResult]:
                 raise ValueError(f"bad status {row['status']!r}")
             out.append(ObjectResult(row["synset"], row["model"], row["status"], scores, error=row["error"],
                                     n_faces=int(row["n_faces"]), seconds=float(row["seconds"]),
-                                    recon_seconds=float(row["recon_seconds"]), retrieved=row["retrieved"]))
+                                    recon_seconds=float(row["recon_seconds"]), retrieved=row["retrieved"],
+                                    voxel_iou=float(row["voxel_iou"]) if row.get("voxel_iou") else None))
         return out
     except (OSError, KeyError, ValueError, TypeError, csv.Error) as exc:
         raise DatasetError(f"cannot read results ({type(exc).__name__}: {exc})", path=path) from exc
@@ -350,7 +355,7 @@ def summarize(results: Sequence[ObjectResult], *, names: dict[str, str] | None =
         categories.append({
             "synset": synset, "name": names.get(synset, standard_name(synset) or synset), "n": len(rows),
             "failed": sum(r.status != "ok" for r in rows), "empty": sum(r.status == "empty" for r in rows),
-            **_scores_doc(cat_mean),
+            **_scores_doc(cat_mean), **_voxel_doc(rows),
         })
     class_mean = mean_scores([Scores(**{k: c[k] for k in METRIC_KEYS}) for c in categories])
     return {
@@ -361,16 +366,30 @@ def summarize(results: Sequence[ObjectResult], *, names: dict[str, str] | None =
         "worst_distance": WORST_DISTANCE,
         "chamfer_scale": CHAMFER_SCALE,
         "categories": categories,
-        "class_mean": {"n": len(categories), **_scores_doc(class_mean)},
+        "class_mean": {"n": len(categories), **_scores_doc(class_mean), **_voxel_class_mean(categories)},
         "object_mean": {"n": len(results), "failed": sum(r.status != "ok" for r in results),
                         "empty": sum(r.status == "empty" for r in results),
-                        **_scores_doc(mean_scores([r.scores for r in results]))},
+                        **_scores_doc(mean_scores([r.scores for r in results])), **_voxel_doc(results)},
         "seconds_per_object": {
             "scoring": float(np.mean([r.seconds for r in results])) if results else None,
             "reconstruction": float(np.mean([r.recon_seconds for r in results])) if results else None,
         },
         "skipped": [{"synset": s, "model": m, "reason": why} for s, m, why in skipped],
     }
+
+
+def _voxel_doc(rows: Sequence[ObjectResult]) -> dict[str, float]:
+    """``{"voxel_iou": mean}`` over the rows that have one (failed objects count 0), or nothing."""
+    values = [r.voxel_iou for r in rows if r.voxel_iou is not None and np.isfinite(r.voxel_iou)]
+    if not values:
+        return {}
+    failed = sum(r.status == "failed" and r.voxel_iou is None for r in rows)
+    return {"voxel_iou": float(np.sum(values) / (len(values) + failed))}
+
+
+def _voxel_class_mean(categories: Sequence[dict[str, Any]]) -> dict[str, float]:
+    values = [c["voxel_iou"] for c in categories if "voxel_iou" in c]
+    return {"voxel_iou": float(np.mean(values))} if values and len(values) == len(categories) else {}
 
 
 def _finish(root: Path, store: ResultStore | None, results: list[ObjectResult], settings: dict[str, Any],
@@ -464,6 +483,7 @@ def evaluate_model(
     root: str | Path, backend: Backend, *, options: EvalOptions = EvalOptions(), extract: Any = None,
     stages: str = "auto", out_dir: str | Path | None = None, describe: dict[str, Any] | None = None,
     on_progress: ProgressFn | None = None, views: int = 1, view_choice: str = "first", fusion: str = "logits",
+    reconstructor: Any = None,
 ) -> EvalRun:
     """Reconstruct each model of the split from view 0 (batched) and score it.
 
@@ -473,6 +493,9 @@ def evaluate_model(
     ``views`` > 1 fuses that many views per model (:mod:`recon_cli.fusion`, strategy
     ``fusion``): views 0..N-1 (``view_choice="first"``) or N distinct views drawn
     per model from a seed of (``options.seed``, synset, model) (``"random"``).
+    ``reconstructor`` replaces the occupancy reconstructor built from ``backend``
+    (the voxel model's :class:`recon_cli.voxel.VoxelReconstructor`, which fuses
+    views itself and also gets the 3D-R2N2 voxel IoU column ``voxel_iou``).
     """
     from recon_cli.data.shapenet import load_view
     from recon_cli.fusion import MultiViewReconstructor, check_fusion
@@ -490,8 +513,13 @@ def evaluate_model(
         raise ConfigError(f"unknown view choice {view_choice!r}; valid: {', '.join(VIEW_CHOICES)}")
     check_fusion(fusion)
     multi = views > 1 or view_choice != "first"
-    rec = MultiViewReconstructor(backend, options=extract, stages=stages, seed=options.seed)
+    rec = reconstructor or MultiViewReconstructor(backend, options=extract, stages=stages, seed=options.seed)
+    voxel = reconstructor is not None and getattr(reconstructor, "stages", "") == "r2n2"
+    if voxel:
+        fusion = "logits"  # the recurrent unit fuses; no choice to record
     extra = {"views": views, "view_choice": view_choice, "fusion": fusion} if multi else {}
+    if voxel:
+        extra["voxel_threshold"] = VOXEL_IOU_THRESHOLD
     settings = _settings("model", options, {"stages": stages, "threshold": rec.options.threshold,
                                             "resolution0": extract.resolution0,
                                             "upsampling_steps": extract.upsampling_steps, **extra,
@@ -519,8 +547,35 @@ def evaluate_model(
                 out[i] = mesh
         return out
 
+    score = None
+    if voxel:
+        def score(pred: Any, gt: GroundTruth, key: Key) -> ObjectResult:
+            result = _score_any(pred, gt, key, options)
+            grid = getattr(pred, "grid", None)
+            if grid is None:
+                return result
+            return replace(result, voxel_iou=voxel_grid_iou(grid, root / key[0] / key[1]))
+
     return _run(root, keys, produce, options, settings, out_dir=None if out_dir is None else Path(out_dir),
-                save_meshes=True, on_progress=on_progress, notes=notes)
+                save_meshes=True, on_progress=on_progress, notes=notes, score=score)
+
+
+#: 3D-R2N2's voxel IoU threshold (probability) for the extra ``voxel_iou`` column.
+VOXEL_IOU_THRESHOLD = 0.4
+
+
+def voxel_grid_iou(grid: np.ndarray, model_dir: Path, threshold: float = VOXEL_IOU_THRESHOLD) -> float:
+    """3D-R2N2's voxel IoU: ``grid > threshold`` (R^3 probabilities) against the model's ``model.binvox``
+    at the same resolution (nan when the model has no readable binvox)."""
+    from recon_cli.training.voxel import voxel_target
+
+    try:
+        target = voxel_target(model_dir, grid.shape[0])
+    except DatasetError:
+        return float("nan")
+    pred = np.asarray(grid) > threshold
+    union = int((pred | target).sum())
+    return float((pred & target).sum() / union) if union else 1.0
 
 
 def _reconstruct(rec: Any, images: Any) -> list[Any]:

@@ -117,6 +117,7 @@ class Reconstruction:
     seconds: float
     n_evaluated: int
     timings: dict[str, float] = field(default_factory=dict)
+    grid: Any = None  # voxel models: the occupancy probabilities (R, R, R) the mesh was extracted from
 
     @property
     def empty(self) -> bool:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from recon_cli.runtime.base import Backend
 
 #: --model -> Reconstructor stages ("2" = stage 2 only, on point clouds).
-MODEL_STAGES: dict[str, str] = {"auto": "auto", "onet": "1", "doccnet": "1+2", "onet-pcl": "2"}
+MODEL_STAGES: dict[str, str] = {"auto": "auto", "onet": "1", "doccnet": "1+2", "onet-pcl": "2", "r2n2": "r2n2"}
 
 #: File name of the default checkpoint, looked for in :func:`default_weight_dirs`.
 DEFAULT_WEIGHTS = "doccnet.pt"
@@ -142,8 +142,8 @@ def default_weight_dirs() -> list[Path]:
     return [package.parent / "weights", package / "weights"]
 
 
-def find_weights(weights: Path | None) -> Path:
-    """The checkpoint to use: ``weights`` if given (must exist), else the shipped default."""
+def find_weights(weights: Path | None, *, default: str = DEFAULT_WEIGHTS) -> Path:
+    """The checkpoint to use: ``weights`` if given (must exist), else the shipped ``default`` file."""
     if weights is not None:
         weights = Path(weights)
         if weights.is_dir():
@@ -155,10 +155,10 @@ def find_weights(weights: Path | None) -> Path:
             raise CheckpointError("no such checkpoint file", path=weights)
         return weights
     for folder in default_weight_dirs():
-        candidate = folder / DEFAULT_WEIGHTS
+        candidate = folder / default
         if candidate.is_file():
             return candidate
-    looked = " or ".join(str(d / DEFAULT_WEIGHTS) for d in default_weight_dirs())
+    looked = " or ".join(str(d / default) for d in default_weight_dirs())
     raise CheckpointError(
         f"no weights found: pass --weights PATH (a checkpoint from `recon train`, e.g. runs/x/best.pt) "
         f"or put one at {looked}"
@@ -341,15 +341,11 @@ def reconstruct_files(
     report = ReconstructReport(results, 0.0, model=opts.model, backend=opts.backend)
     if todo:
         preload_modules(PIPELINE_MODULES if is_points else PIPELINE_MODULES + IMAGE_MODULES)
-        backend, weights = make_backend(opts)
-        report.weights, report.device = weights, str(backend.device)
+        rec, weights = make_reconstructor(opts, extract, points=is_points)
+        report.weights, report.device = weights, str(rec.backend.device)
         report.backend = "onnx" if opts.backend == "onnx" else "torch"  # what auto resolved to
-        stages = _stages(opts.model, backend, points=is_points)
-        from recon_cli.pipeline import Reconstructor
-
-        rec = Reconstructor(backend, options=extract, stages="auto" if stages == "2" else stages, seed=opts.seed)
         opts = dataclasses.replace(opts, threshold=rec.options.threshold)  # the checkpoint's, when not given
-        size = _batch_size(opts, backend)
+        size = _batch_size(opts, rec.backend)
         batches = [todo[s : s + size] for s in range(0, len(todo), size)]
         for result in _run_pipelined(rec, batches, opts, is_points=is_points):
             results.append(_report(result, on_result))
@@ -358,6 +354,22 @@ def reconstruct_files(
     report.results = results
     report.seconds = time.perf_counter() - start
     return report
+
+
+def make_reconstructor(opts: ReconstructOptions, extract: Any, *, points: bool = False) -> tuple[Any, str]:
+    """The reconstructor ``opts`` ask for (occupancy stages or the voxel model) and the weights' description."""
+    if opts.model == "r2n2":
+        if points:
+            raise InputError("the r2n2 model reconstructs from photos; --points needs onet-pcl or doccnet")
+        from recon_cli.voxel import load_voxel_reconstructor
+
+        return load_voxel_reconstructor(opts.weights, options=extract, device=opts.device, threads=opts.threads,
+                                        backend=opts.backend)
+    from recon_cli.pipeline import Reconstructor
+
+    backend, weights = make_backend(opts)
+    stages = _stages(opts.model, backend, points=points)
+    return Reconstructor(backend, options=extract, stages="auto" if stages == "2" else stages, seed=opts.seed), weights
 
 
 #: Modules a run needs besides torch; imported on a helper thread while torch loads.

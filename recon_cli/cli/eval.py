@@ -13,7 +13,7 @@ from recon_cli.cli.options import threads_option, use_threads
 from recon_cli.io.choices import FUSION_STRATEGIES
 
 #: --model -> Reconstructor stages.
-MODEL_STAGES: dict[str, str] = {"auto": "auto", "onet": "1", "doccnet": "1+2"}
+MODEL_STAGES: dict[str, str] = {"auto": "auto", "onet": "1", "doccnet": "1+2", "r2n2": "r2n2"}
 
 HELP = """Score reconstructions on a split with the published protocol: IoU, Chamfer-L1/L2, normal
 consistency, F-score@0.5/1/2%, accuracy and completeness; per-category means, class mean, object mean.
@@ -93,9 +93,11 @@ def register(app: typer.Typer) -> None:
         weights: Path = typer.Option(None, "--weights", "-w",
                                      help="Checkpoint (.pt) to evaluate (default: the shipped weights/doccnet.pt).",
                                      show_default=False),
-        model: str = typer.Option("auto", "--model", callback=_one_of(MODEL_STAGES), metavar="auto|onet|doccnet",
+        model: str = typer.Option("auto", "--model", callback=_one_of(MODEL_STAGES),
+                                  metavar="auto|onet|doccnet|r2n2",
                                   help="Which network of the checkpoint: auto (all its stages), onet (stage 1 "
-                                       "only), doccnet (stages 1+2)."),
+                                       "only), doccnet (stages 1+2); r2n2 = the 3D-R2N2 voxel model (default "
+                                       "weights/r2n2.pt; --views N feeds it N views; adds its 32^3 voxel IoU)."),
         meshes: Path = typer.Option(None, "--meshes",
                                     help="Score existing meshes <DIR>/<synset>/<model>.{off,obj,ply,stl}.",
                                     show_default=False),
@@ -197,14 +199,26 @@ def _evaluate(mode: str, *, data: Path, split: str, categories: str | None, weig
         from recon_cli.reconstruct import find_weights
         from recon_cli.runtime.torch_backend import TorchBackend
 
+        res0, steps = QUALITY_PRESETS[quality]
+        extract = ExtractOptions(resolution0=res0, upsampling_steps=steps, threshold=threshold)
+        if model == "r2n2":
+            if mode == "retrieval":
+                raise typer.BadParameter("the retrieval baseline uses an occupancy model's encoder",
+                                         param_hint="--model")
+            from recon_cli.voxel import load_voxel_reconstructor
+
+            rec, described = load_voxel_reconstructor(weights, options=extract, device=device)
+            return evaluate_model(data, rec.backend, options=options, stages="r2n2", out_dir=out,
+                                  describe={"weights": described, "model": model, "quality": quality,
+                                            "upsample": rec.upsample},
+                                  on_progress=progress.update, views=views, view_choice=view_choice,
+                                  reconstructor=rec)
         weights = find_weights(weights)  # the shipped weights when none are given
         backend = TorchBackend.from_checkpoint(weights, device=device)
         describe = {"weights": str(weights), "model": model, "quality": quality}
         if mode == "retrieval":
             return evaluate_retrieval(data, backend, options=options, out_dir=out, describe=describe,
                                       on_progress=progress.update, on_index=progress.index, train_root=train_root)
-        res0, steps = QUALITY_PRESETS[quality]
-        extract = ExtractOptions(resolution0=res0, upsampling_steps=steps, threshold=threshold)
         return evaluate_model(data, backend, options=options, extract=extract, stages=MODEL_STAGES[model],
                               out_dir=out, describe=describe, on_progress=progress.update, views=views,
                               view_choice=view_choice, fusion=fusion)
@@ -256,8 +270,9 @@ def _print_table(run: Any, *, raw_chamfer: bool) -> None:
         title += f" ({settings['producer']})"
     title += f", split {settings.get('split', '?')}"
     table = Table(title=title, title_justify="left")
+    voxel = "voxel_iou" in summary.get("class_mean", {})
     headers = ["category", "IoU", f"CD-L1{suffix}", "CD-L2", "NC", "F@0.5%", "F@1%", "F@2%",
-               f"acc{suffix}", f"comp{suffix}", "n", "failed"]
+               f"acc{suffix}", f"comp{suffix}", *(["voxel IoU 32^3"] if voxel else []), "n", "failed"]
     for i, head in enumerate(headers):
         table.add_column(head, justify="left" if i == 0 else "right")
 
@@ -268,7 +283,7 @@ def _print_table(run: Any, *, raw_chamfer: bool) -> None:
         table.add_row(label, _fmt(doc.get("iou")), _fmt(scaled("chamfer_l1")), _fmt(doc.get("chamfer_l2"), 5),
                       _fmt(doc.get("normal_consistency")), _fmt(doc.get("fscore_0_5")), _fmt(doc.get("fscore_1")),
                       _fmt(doc.get("fscore_2")), _fmt(scaled("accuracy")), _fmt(scaled("completeness")),
-                      str(n), str(failed), end_section=end_section)
+                      *([_fmt(doc.get("voxel_iou"))] if voxel else []), str(n), str(failed), end_section=end_section)
 
     cats = summary["categories"]
     for i, cat in enumerate(cats):

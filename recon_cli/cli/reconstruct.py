@@ -128,10 +128,13 @@ def register(app: typer.Typer) -> None:
         recursive: bool = typer.Option(False, "--recursive", "-r", help="Search folders (and ** globs) recursively."),
         fmt: str = typer.Option(None, "--format", callback=_one_of(FORMATS), metavar="obj|ply|stl|off|glb",
                                 help="Mesh format (default: from the -o suffix, else obj)."),
-        model: str = typer.Option("auto", "--model", callback=_one_of(["auto", "onet", "onet-pcl", "doccnet"]),
-                                  metavar="auto|onet|onet-pcl|doccnet",
-                                  help="Stages to run: onet = image stage only; doccnet = both; auto = all the weights have."),
-        weights: Path = typer.Option(None, "--weights", help="Checkpoint (default: the shipped weights/doccnet.pt)."),
+        model: str = typer.Option("auto", "--model", callback=_one_of(["auto", "onet", "onet-pcl", "doccnet", "r2n2"]),
+                                  metavar="auto|onet|onet-pcl|doccnet|r2n2",
+                                  help="Stages to run: onet = image stage only; doccnet = both; auto = all the weights "
+                                       "have; r2n2 = the 3D-R2N2 voxel model (weights/r2n2.pt; --fuse feeds it "
+                                       "all views)."),
+        weights: Path = typer.Option(None, "--weights", help="Checkpoint (default: the shipped weights/doccnet.pt, "
+                                                             "or weights/r2n2.pt with --model r2n2)."),
         quality: str = typer.Option(None, "--quality", callback=_one_of(QUALITIES), metavar="draft|standard|high",
                                     help="draft (65^3), standard (129^3, default) or high (257^3) lattice."),
         resolution: int = typer.Option(None, "--resolution", min=2, help="Coarse MISE resolution (overrides --quality)."),

@@ -11,7 +11,7 @@ import typer
 
 from recon_cli.cli.common import err_console, guarded, one_of, print_json
 
-MODELS = ("onet", "onet-pcl", "doccnet")
+MODELS = ("onet", "onet-pcl", "doccnet", "r2n2")
 
 
 def register(app: typer.Typer) -> None:
@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
 @guarded
 def train_command(
     data: Path = typer.Option(None, "--data", help="Dataset root (ShapeNet layout, e.g. from `recon data build`)."),
-    model: str = typer.Option(None, "--model", callback=one_of(MODELS), metavar="onet|onet-pcl|doccnet",
+    model: str = typer.Option(None, "--model", callback=one_of(MODELS), metavar="onet|onet-pcl|doccnet|r2n2",
                               help="Model to train (default: model.name of --config, or of the run being resumed)."),
     out: Path = typer.Option(None, "--out", help="Run folder: config.yaml, log.jsonl, last.pt, best.pt."),
     config: str = typer.Option(

@@ -109,11 +109,12 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
 
 def default_thresholds(extra: dict[str, Any]) -> dict[str, float]:
     """The surface thresholds a checkpoint was tuned for on validation: ``{"doccnet": p, "onet": p}``
+    (``{"r2n2": p}`` for a voxel model)
     (occupancy probabilities, per model mode; absent keys fall back to 0.2)."""
     out: dict[str, float] = {}
     stored = extra.get("thresholds") if isinstance(extra, dict) else None
     if isinstance(stored, dict):
-        for key in ("doccnet", "onet", "onet-pcl"):
+        for key in ("doccnet", "onet", "onet-pcl", "r2n2"):
             value = stored.get(key)
             if isinstance(value, (int, float)) and 0.0 < float(value) < 1.0:
                 out[key] = float(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
+from torch import nn
 from torch.nn import init
 
 from recon_cli.errors import ConfigError
@@ -14,6 +15,7 @@ from recon_cli.models.config import (
     ImageEncoderConfig,
     ModelConfig,
     PointNetConfig,
+    VoxelConfig,
     default_model_config,
     small_model_config,
 )
@@ -27,8 +29,17 @@ from recon_cli.models.encoders import (
 )
 from recon_cli.models.occupancy import DOccNet, OccupancyModel
 
-#: model name -> builder. Every builder returns a DOccNet holding the stages the name asks for.
-REGISTRY: dict[str, Callable[[ModelConfig], DOccNet]] = {name: DOccNet for name in MODEL_NAMES}
+def _r2n2(cfg: ModelConfig) -> nn.Module:
+    from recon_cli.models.r2n2 import R2N2
+
+    return R2N2(cfg)
+
+
+#: model name -> builder. The occupancy networks build a DOccNet holding the stages the name asks
+#: for; ``r2n2`` builds the voxel model :class:`recon_cli.models.r2n2.R2N2`.
+REGISTRY: dict[str, Callable[[ModelConfig], nn.Module]] = {
+    **{name: DOccNet for name in MODEL_NAMES if name != "r2n2"}, "r2n2": _r2n2,
+}
 
 
 _INIT_FUNCTIONS = (
@@ -59,7 +70,7 @@ def _keep(tensor, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
     return tensor
 
 
-def build_model(cfg: ModelConfig, *, initialize: bool = True) -> DOccNet:
+def build_model(cfg: ModelConfig, *, initialize: bool = True) -> nn.Module:
     """Build the model ``cfg.name`` (ConfigError listing the valid names for an unknown one).
 
     ``initialize=False`` leaves the weights uninitialised (for loading a state dict right after).
@@ -84,6 +95,7 @@ __all__ = [
     "ModelConfig",
     "OccupancyModel",
     "PointNetConfig",
+    "VoxelConfig",
     "ResNet18Encoder",
     "ResnetPointnet",
     "build_image_encoder",

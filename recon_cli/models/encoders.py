@@ -170,10 +170,17 @@ def _efficientnet_lite0(cfg: ImageEncoderConfig) -> nn.Module:
     return EfficientNetLite0Encoder(cfg.c_dim)
 
 
+def _r2n2_cnn(cfg: ImageEncoderConfig) -> nn.Module:
+    from recon_cli.models.r2n2 import R2N2CNNEncoder
+
+    return R2N2CNNEncoder(cfg.c_dim, cfg.width)
+
+
 #: ``model.image_encoder.name`` -> builder.
 IMAGE_ENCODERS: dict[str, Callable[[ImageEncoderConfig], nn.Module]] = {
     "resnet18": _resnet18,
     "efficientnet-lite0": _efficientnet_lite0,
+    "r2n2-cnn": _r2n2_cnn,
 }
 
 
@@ -215,8 +222,8 @@ def init_image_encoder(encoder: nn.Module, cfg: ImageEncoderConfig) -> None:
     own = {k: v for k, v in encoder.state_dict().items() if not k.startswith("fc.")}
     missing = sorted(set(own) - set(trunk))
     if missing:
-        raise CheckpointError(f"not a torchvision-named ResNet18 state dict (missing {', '.join(missing[:3])})",
-                              path=path)
+        naming = "torchvision-named ResNet18" if cfg.name == "resnet18" else f"{cfg.name} (recon naming)"
+        raise CheckpointError(f"not a {naming} state dict (missing {', '.join(missing[:3])})", path=path)
     for key, value in own.items():
         if tuple(trunk[key].shape) != tuple(value.shape):
             raise CheckpointError(f"{key} has shape {tuple(trunk[key].shape)}, the encoder {tuple(value.shape)} "

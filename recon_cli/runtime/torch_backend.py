@@ -66,7 +66,11 @@ class TorchBackend:
         dev = resolve_device(device)
         from recon_cli.io.checkpoint import default_model, default_thresholds
 
-        model, _cfg, extra = load_checkpoint(path, device=dev)
+        model, cfg, extra = load_checkpoint(path, device=dev)
+        if cfg.is_voxel:
+            from recon_cli.errors import CheckpointError
+
+            raise CheckpointError("an r2n2 (voxel) checkpoint: use it with --model r2n2", path=path)
         backend = cls(model, device=dev, threads=threads, precision=precision)
         backend.thresholds = default_thresholds(extra)
         backend.default_model = default_model(extra)

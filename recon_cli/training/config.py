@@ -17,7 +17,7 @@ from recon_cli.models.config import MODEL_NAMES, ModelConfig, default_model_conf
 
 
 #: Built-in configs shipped in ``recon_cli/configs`` (``<name>.yaml``).
-BUILTIN_CONFIGS: tuple[str, ...] = ("onet", "onet-pcl", "doccnet", "doccnet-cpu", "doccnet-lite")
+BUILTIN_CONFIGS: tuple[str, ...] = ("onet", "onet-pcl", "doccnet", "doccnet-cpu", "doccnet-lite", "r2n2")
 
 EventFn = Callable[[dict[str, Any]], None]
 

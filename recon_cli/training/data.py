@@ -42,7 +42,7 @@ def _make_dataset(config: TrainConfig, root: Path, split: str, *, train: bool) -
 def uses_feature_cache(config: TrainConfig) -> bool:
     """Whether training reads cached image features (stage 1 with a frozen trunk and the cache on)."""
     enc = config.model.image_encoder
-    return config.model.has_stage1 and enc.trainable_blocks == 0 and config.data.feature_cache
+    return config.model.has_image_encoder and enc.trainable_blocks == 0 and config.data.feature_cache
 
 
 def wrap_training_items(config: TrainConfig, root: Path, dataset: Any, model: nn.Module,

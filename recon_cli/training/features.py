@@ -223,7 +223,7 @@ def build_features_for_config(root: str | Path, config: Any, *, splits: Sequence
     from recon_cli.models import build_image_encoder, init_image_encoder
 
     enc_cfg, d = config.model.image_encoder, config.data
-    if not config.model.has_stage1:
+    if not config.model.has_image_encoder:
         raise ConfigError(f"model {config.model.name} has no image stage")
     if enc_cfg.trainable_blocks != 0:
         raise ConfigError("the feature cache needs a frozen trunk (model.image_encoder.trainable_blocks=0)")

@@ -155,12 +155,10 @@ class Trainer(CheckpointMixin, ValidationMixin, FinetuneMixin):
             self.emit({"type": "message", "text": f"no {self.out / 'last.pt'} yet: starting from step 0"})
         if extra is None and cfg.init_weights:
             self.load_init_weights(model, Path(cfg.init_weights))
-        elif extra is None and cfg.model.has_stage1:
-            init_image_encoder(model.stage(1).encoder, cfg.model.image_encoder)
+        elif extra is None and cfg.model.has_image_encoder:
+            init_image_encoder(self.image_encoder(model), cfg.model.image_encoder)
         self._write_config()
-        train_set = _make_dataset(cfg, self.root, cfg.data.train_split, train=True)
-        train_set = wrap_training_items(cfg, self.root, train_set, model, self.emit)
-        val_set = _make_dataset(cfg, self.root, cfg.data.val_split, train=False)
+        train_set, val_set = self.datasets(model)
         if len(train_set) == 0:
             raise DatasetError(f"no models in split {cfg.data.train_split!r}", path=self.root)
         if len(val_set) == 0:
@@ -192,6 +190,17 @@ class Trainer(CheckpointMixin, ValidationMixin, FinetuneMixin):
             best_path=str(self.out / "best.pt") if (self.out / "best.pt").exists() else None,
             signal=None if signum is None else int(signum),
         )
+
+    def image_encoder(self, model: nn.Module) -> nn.Module:
+        """The model's image encoder (stage 1's)."""
+        return model.stage(1).encoder
+
+    def datasets(self, model: nn.Module) -> tuple[Any, Any]:
+        """The training reader (with cached features / near-surface points) and the val reader."""
+        cfg = self.config
+        train_set = _make_dataset(cfg, self.root, cfg.data.train_split, train=True)
+        train_set = wrap_training_items(cfg, self.root, train_set, model, self.emit)
+        return train_set, _make_dataset(cfg, self.root, cfg.data.val_split, train=False)
 
     def _write_config(self) -> None:
         """config.yaml, and log.jsonl cut back to the steps that last.pt holds (a fresh run empties it)."""
@@ -386,7 +395,12 @@ def train(
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     try:
-        trainer = Trainer(config, data_root=data_root, out_dir=out_dir, resume=resume, on_event=on_event,
+        cls = Trainer
+        if config.model.is_voxel:
+            from recon_cli.training.voxel import VoxelTrainer
+
+            cls = VoxelTrainer
+        trainer = cls(config, data_root=data_root, out_dir=out_dir, resume=resume, on_event=on_event,
                           max_steps=max_steps, max_minutes=max_minutes, info=info, device=device)
         return trainer.run()
     finally:

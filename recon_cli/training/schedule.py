@@ -26,7 +26,7 @@ class Phase:
 def plan_phases(config: TrainConfig) -> list[Phase]:
     """The phases of a run, in order."""
     m = config.model
-    stages = tuple(s for s, has in ((1, m.has_stage1), (2, m.has_stage2)) if has)
+    stages = (1,) if m.is_voxel else tuple(s for s, has in ((1, m.has_stage1), (2, m.has_stage2)) if has)
     first = Phase("joint" if len(stages) == 2 else "main", 0, config.steps, stages, config.optim.lr)
     phases = [first]
     if config.finetune_stage2_on_stage1:
