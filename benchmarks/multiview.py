@@ -6,7 +6,7 @@ RUNS_DIR holds folders named ``<prefix>-<model>-<fusion>-v<N>-<split>`` (each ma
 ``recon eval --model <model> --fusion <fusion> --views <N> --split <split> --out ...``); the
 splits of one (model, fusion, N) are pooled, then scored like ``recon eval`` does (per-category
 means, class mean = unweighted mean of category means). Prints one Markdown table of IoU per
-category and writes the JSON document (with the runs' settings and the load it was taken under).
+category, one of every metric's class mean (with the 32^3 voxel IoU of voxel models), and writes the JSON document (with the runs' settings and the load it was taken under).
 """
 
 from __future__ import annotations
@@ -64,6 +64,20 @@ def table(summaries: dict[tuple[str, str, int], dict]) -> str:
     return "\n".join(lines)
 
 
+def overview(summaries: dict[tuple[str, str, int], dict]) -> str:
+    """Markdown: one row per (model, fusion, N) with the class means of every metric (Chamfer-L1 x10)
+    and 3D-R2N2's 32^3 voxel IoU where the runs have it (voxel models)."""
+    keys = sorted(summaries, key=lambda k: (k[0], k[1], k[2]))
+    lines = ["| model | fusion | views | IoU | Chamfer-L1 x10 | normal consistency | F@1% | voxel IoU 32^3 | "
+             "objects | failed |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for key in keys:
+        c, o = summaries[key]["class_mean"], summaries[key]["object_mean"]
+        voxel = f"{c['voxel_iou']:.3f}" if "voxel_iou" in c else "-"
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {c['iou']:.3f} | {10 * c['chamfer_l1']:.3f} | "
+                     f"{c['normal_consistency']:.3f} | {c['fscore_1']:.3f} | {voxel} | {o['n']} | {o['failed']} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path)
@@ -72,6 +86,8 @@ def main() -> None:
     args = parser.parse_args()
     summaries = collect(args.runs, args.prefix)
     print(table(summaries))
+    print()
+    print(overview(summaries))
     if args.output is not None:
         doc = {
             "what": "class-mean and per-category IoU of N-view reconstructions (recon eval --views N)",
@@ -79,7 +95,10 @@ def main() -> None:
             "results": [{"model": k[0], "fusion": k[1], "views": k[2], "splits": s["splits"],
                          "class_mean_iou": s["class_mean"]["iou"], "object_mean_iou": s["object_mean"]["iou"],
                          "objects": s["object_mean"]["n"], "failed": s["object_mean"]["failed"],
+                         "class_mean": {k: v for k, v in s["class_mean"].items() if k != "n"},
                          "categories": {c["name"]: round(c["iou"], 4) for c in s["categories"]},
+                         "categories_voxel_iou": {c["name"]: round(c["voxel_iou"], 4) for c in s["categories"]
+                                                  if "voxel_iou" in c},
                          "reconstruction_seconds_per_object": s["seconds_per_object"]["reconstruction"]}
                         for k, s in sorted(summaries.items())],
         }
