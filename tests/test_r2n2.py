@@ -290,3 +290,11 @@ def test_python_api_loads_the_voxel_model(tiny_dataset: Path, r2n2_run: Path) ->
 
     with pytest.raises(InputError, match="not point clouds"):
         model.reconstruct_points(np.random.default_rng(0).normal(size=(100, 3)))
+
+
+def test_other_commands_refuse_r2n2_weights_in_one_line(r2n2_run: Path, tmp_path: Path) -> None:
+    weights = str(r2n2_run / "best.pt")
+    res = runner.invoke(app, ["export-onnx", "-w", weights, "-o", str(tmp_path / "onnx")])
+    assert res.exit_code == 1 and "voxel" in res.output and not (tmp_path / "onnx").exists()
+    res = runner.invoke(app, ["reconstruct", "--points", weights, "--model", "r2n2", "-o", str(tmp_path / "x.obj")])
+    assert res.exit_code != 0 and "r2n2 model reconstructs from photos" in res.output

@@ -194,7 +194,10 @@ def _check_target(out_dir: Path) -> None:
 
 
 def _check_exportable(model: nn.Module) -> None:
-    """Fail before writing anything: the onnx package is missing, or the weights are not finite."""
+    """Fail before writing anything: a voxel model, the onnx package is missing, or the weights are not finite."""
+    if getattr(getattr(model, "config", None), "is_voxel", False):
+        raise InputError("an r2n2 (voxel) model: ONNX export covers the occupancy networks only; run it with "
+                         "recon reconstruct --model r2n2")
     try:
         import onnx  # noqa: F401  (torch.onnx.export needs it)
     except ImportError as exc:
