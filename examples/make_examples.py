@@ -103,6 +103,8 @@ def make_renders(mesh_dir: Path) -> None:
     strips = []
     for image_path in sorted([*HERE.glob("*.png"), *HERE.glob("*.jpg")]):
         stem = image_path.stem
+        if not (mesh_dir / f"{stem}.obj").is_file():  # not an example input (e.g. the photo_masks.png sheet)
+            continue
         tiles = [Image.open(image_path).convert("RGB").resize((SIZE, SIZE)),
                  _mesh_tile(mesh_dir / f"{stem}.stage1.obj", K, Rt),
                  _mesh_tile(mesh_dir / f"{stem}.obj", K, Rt)]
