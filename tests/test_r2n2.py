@@ -298,3 +298,17 @@ def test_other_commands_refuse_r2n2_weights_in_one_line(r2n2_run: Path, tmp_path
     assert res.exit_code == 1 and "voxel" in res.output and not (tmp_path / "onnx").exists()
     res = runner.invoke(app, ["reconstruct", "--points", weights, "--model", "r2n2", "-o", str(tmp_path / "x.obj")])
     assert res.exit_code != 0 and "r2n2 model reconstructs from photos" in res.output
+
+
+def test_shipped_r2n2_weights_reconstruct_every_readme_example(tmp_path: Path) -> None:
+    """`recon reconstruct --model r2n2` works out of the box: weights/r2n2.pt, every example image."""
+    repo = Path(__file__).resolve().parents[1]
+    images = [str(repo / "examples" / f"{n}.png") for n in ("airplane", "car", "chair", "lamp", "sofa", "table",
+                                                             "vessel")]
+    res = runner.invoke(app, ["reconstruct", *images, "--model", "r2n2", "--out-dir", str(tmp_path), "--json",
+                              "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert [r["error"] for r in doc["results"]] == [None] * len(images)
+    assert all(r["faces"] > 100 for r in doc["results"])
+    assert doc["summary"]["weights"].endswith("r2n2.pt") and doc["summary"]["model"] == "r2n2"
