@@ -567,15 +567,17 @@ VOXEL_IOU_THRESHOLD = 0.4
 def voxel_grid_iou(grid: np.ndarray, model_dir: Path, threshold: float = VOXEL_IOU_THRESHOLD) -> float:
     """3D-R2N2's voxel IoU: ``grid > threshold`` (R^3 probabilities) against the model's ``model.binvox``
     at the same resolution (nan when the model has no readable binvox)."""
+    import torch
+
+    from recon_cli.training.validate import iou_per_object
     from recon_cli.training.voxel import voxel_target
 
     try:
         target = voxel_target(model_dir, grid.shape[0])
     except DatasetError:
         return float("nan")
-    pred = np.asarray(grid) > threshold
-    union = int((pred | target).sum())
-    return float((pred & target).sum() / union) if union else 1.0
+    values = torch.as_tensor(np.asarray(grid, dtype=np.float32)).reshape(1, -1)
+    return float(iou_per_object(values, torch.from_numpy(target).reshape(1, -1).float(), threshold)[0])
 
 
 def _reconstruct(rec: Any, images: Any) -> list[Any]:

@@ -287,17 +287,16 @@ class Trainer(CheckpointMixin, ValidationMixin, FinetuneMixin):
         o = self.config.optim
         for p in model.parameters():
             p.requires_grad_(False)
-        for s in phase.stages:
-            for p in model.stage(s).parameters():
-                p.requires_grad_(True)
-        if 1 in phase.stages:
-            for p in model.stage(1).encoder.frozen_parameters():  # image_encoder.trainable_blocks
+        for p in self._trainable(phase, model):
+            p.requires_grad_(True)
+        if 1 in phase.stages:  # the image stage (the voxel model's one stage)
+            for p in self.image_encoder(model).frozen_parameters():  # image_encoder.trainable_blocks
                 p.requires_grad_(False)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=phase.lr, betas=o.betas, weight_decay=o.weight_decay)
         if opt_state is not None:
             optimizer.load_state_dict(opt_state)
-        net: nn.Module = TrainNet(model, phase.stages)
+        net = self._step_net(phase, model)
         if self.info.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -305,6 +304,14 @@ class Trainer(CheckpointMixin, ValidationMixin, FinetuneMixin):
             net = DistributedDataParallel(net, device_ids=ids)
         step_net = torch.compile(net) if self.config.compile else net
         return params, optimizer, step_net
+
+    def _trainable(self, phase: Phase, model: nn.Module) -> list[nn.Parameter]:
+        """Parameters the phase trains, before the frozen trunk units are taken out."""
+        return [p for s in phase.stages for p in model.stage(s).parameters()]
+
+    def _step_net(self, phase: Phase, model: nn.Module) -> nn.Module:
+        """The module whose forward gives the step's losses (what DDP wraps)."""
+        return TrainNet(model, phase.stages)
 
     def _stop_votes(self, flag: _StopFlag, t0: float, *, capped: bool) -> Tensor:
         votes = torch.zeros(3)
@@ -314,15 +321,20 @@ class Trainer(CheckpointMixin, ValidationMixin, FinetuneMixin):
         votes[2] = float(flag.raised)
         return votes
 
-    def _train_step(self, net: nn.Module, optimizer: torch.optim.Optimizer, params: list[Tensor],
-                    batch: dict[str, Any], phase: Phase) -> Tensor:
+    def _step_inputs(self, batch: dict[str, Any], phase: Phase) -> tuple[Tensor | None, ...]:
+        """The arguments of the step network's forward, on the device."""
         points = _to(batch, "points", self.device)  # (B, N, 3)
         occ = _to(batch, "occ", self.device)  # (B, N)
         image = _to(batch, "feature" if "feature" in batch else "image", self.device) if 1 in phase.stages else None
         cloud = self._cloud(batch, phase) if 2 in phase.stages else None
+        return points, occ, image, cloud
+
+    def _train_step(self, net: nn.Module, optimizer: torch.optim.Optimizer, params: list[Tensor],
+                    batch: dict[str, Any], phase: Phase) -> Tensor:
+        inputs = self._step_inputs(batch, phase)
         optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            losses = net(points, occ, image, cloud)  # (n_stages,)
+            losses = net(*inputs)  # (n_stages,)
         losses.sum().backward()
         if self.config.optim.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, self.config.optim.grad_clip)

@@ -176,9 +176,13 @@ class VoxelTrainNet(nn.Module):
 
     def forward(self, views: Tensor, mask: Tensor, voxels: Tensor) -> Tensor:
         """-> losses (1,)."""
-        codes = self.model.project(views) if views.dim() == 3 else self.model.encode(views)  # (B, V, c)
-        logits = self.model.decode(self.model.fuse(codes, mask))  # (B, R, R, R)
-        return voxel_loss(logits, voxels).view(1)
+        return voxel_loss(voxel_logits(self.model, views, mask), voxels).view(1)
+
+
+def voxel_logits(model: nn.Module, views: Tensor, mask: Tensor) -> Tensor:
+    """An R2N2's logits (B, R, R, R) for cached features (B, V, D) or images (B, V, 3, S, S), mask (B, V)."""
+    codes = model.project(views) if views.dim() == 3 else model.encode(views)  # (B, V, c)
+    return model.decode(model.fuse(codes, mask))
 
 
 # ------------------------------------------------------------------------ the trainer
@@ -214,36 +218,14 @@ class VoxelTrainer(Trainer):
                 ds.attach_features(*load_feature_cache(folder, ds.models))
         return train_set, val_set
 
-    def _setup_phase(self, phase: Phase, model: nn.Module, opt_state: dict[str, Any] | None
-                     ) -> tuple[list[Tensor], torch.optim.Optimizer, nn.Module]:
-        o = self.config.optim
-        for p in model.parameters():
-            p.requires_grad_(True)
-        for p in model.encoder.frozen_parameters():
-            p.requires_grad_(False)
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=phase.lr, betas=o.betas, weight_decay=o.weight_decay)
-        if opt_state is not None:
-            optimizer.load_state_dict(opt_state)
-        net: nn.Module = VoxelTrainNet(model)
-        if self.info.enabled:
-            from torch.nn.parallel import DistributedDataParallel
+    def _trainable(self, phase: Phase, model: nn.Module) -> list[nn.Parameter]:
+        return list(model.parameters())
 
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            net = DistributedDataParallel(net, device_ids=ids)
-        return params, optimizer, torch.compile(net) if self.config.compile else net
+    def _step_net(self, phase: Phase, model: nn.Module) -> nn.Module:
+        return VoxelTrainNet(model)
 
-    def _train_step(self, net: nn.Module, optimizer: torch.optim.Optimizer, params: list[Tensor],
-                    batch: dict[str, Any], phase: Phase) -> Tensor:
-        views, mask, voxels = (_to(batch, k, self.device) for k in ("views", "mask", "voxels"))
-        optimizer.zero_grad(set_to_none=True)
-        with self._autocast():
-            losses = net(views, mask, voxels)  # (1,)
-        losses.sum().backward()
-        if self.config.optim.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(params, self.config.optim.grad_clip)
-        optimizer.step()
-        return losses.detach()
+    def _step_inputs(self, batch: dict[str, Any], phase: Phase) -> tuple[Tensor | None, ...]:
+        return tuple(_to(batch, k, self.device) for k in ("views", "mask", "voxels"))
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, val_set: Any, phase: Phase) -> dict[str, float]:
@@ -262,8 +244,7 @@ class VoxelTrainer(Trainer):
             for col, k in enumerate(counts):
                 batch = _collate([val_set.item(i, list(range(min(k, val_set.n_views(i))))) for i in idx])
                 views, mask = _to(batch, "views", self.device), _to(batch, "mask", self.device)
-                codes = model.project(views) if views.dim() == 3 else model.encode(views)
-                logits = model.decode(model.fuse(codes, mask)).float()
+                logits = voxel_logits(model, views, mask).float()
                 sums[col] += voxel_iou(logits, batch["voxels"].to(self.device), thr).double().sum().cpu()
             sums[-1] += len(idx)
         sums = _all_reduce_sum(sums, self.info, self.device)
