@@ -227,8 +227,13 @@ class Reconstructor:
             return self.options.mc_backend
         return "torch"
 
-    def _eval_fn(self, stage: int, codes: torch.Tensor) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
+    def _eval_fn(self, stage: int, codes: torch.Tensor, *, final: bool = False
+                 ) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
         """Eval function for MISE: per-shape point arrays -> per-shape logits.
+
+        ``final``: these values give the output mesh (not a stage-1 mesh that
+        stage 2 samples its points from), so a backend may compute them in
+        reduced precision away from the level (``precision="mixed"``).
 
         Each shape is decoded on its own, so its logits (down to the last bit) do not
         depend on which other shapes share the batch: a batched forward pass would pad
@@ -241,8 +246,10 @@ class Reconstructor:
         chunk = self.options.batch_points
         decode_many = getattr(backend, "decode_many", None)
         if decode_many is not None and device.type == "cpu":
+            level = self.options.level if final else None
+
             def evaluate_chunked(queries: Sequence[np.ndarray]) -> list[np.ndarray]:
-                out = decode_many(stage, queries, codes)
+                out = decode_many(stage, queries, codes, level=level)
                 for values in out:
                     _check_finite(values, stage)
                 return out
@@ -266,10 +273,14 @@ class Reconstructor:
 
         return evaluate
 
-    def extract(self, stage: int, codes: torch.Tensor, *, upsampling_steps: int | None = None
+    def extract(self, stage: int, codes: torch.Tensor, *, upsampling_steps: int | None = None, final: bool = False
                 ) -> tuple[list[trimesh.Trimesh], list[int]]:
-        """Meshes of ``stage`` for codes (B, c): batched MISE then marching cubes; (meshes, n_evaluated)."""
-        return self.extract_field(self._eval_fn(stage, codes), len(codes), upsampling_steps=upsampling_steps)
+        """Meshes of ``stage`` for codes (B, c): batched MISE then marching cubes; (meshes, n_evaluated).
+
+        ``final``: see :meth:`_eval_fn`.
+        """
+        return self.extract_field(self._eval_fn(stage, codes, final=final), len(codes),
+                                  upsampling_steps=upsampling_steps)
 
     def extract_field(self, evaluate: Callable[[Sequence[np.ndarray]], list[np.ndarray]], n_shapes: int, *,
                       upsampling_steps: int | None = None) -> tuple[list[trimesh.Trimesh], list[int]]:
@@ -318,7 +329,7 @@ class Reconstructor:
         self._progress("stage1", 0, b)
         t = time.perf_counter()
         steps1 = self._stage1_steps()
-        meshes1, n1 = self.extract(1, codes, upsampling_steps=steps1)
+        meshes1, n1 = self.extract(1, codes, upsampling_steps=steps1, final=not self._use_stage2())
         timings["stage1"] = time.perf_counter() - t
         return self._complete(meshes1, n1, timings, start)
 
@@ -360,7 +371,7 @@ class Reconstructor:
         return self._package(finals, meshes1, points, n_eval, timings, start)
 
     def _stage2(self, clouds: Sequence[np.ndarray]) -> tuple[list[trimesh.Trimesh], list[int]]:
-        return self.extract(2, self._point_codes(clouds))
+        return self.extract(2, self._point_codes(clouds), final=True)
 
     def _point_codes(self, clouds: Sequence[np.ndarray]) -> torch.Tensor:
         """Stage-2 codes (B, c2) of clouds (each (P, 3))."""

@@ -68,7 +68,7 @@ class ReconstructOptions:
     seed: int = 0
     max_pixels: int = MAX_PIXELS
     threads: int | None = None  # CPU threads of the networks; None = recon_cli.runtime.threads default
-    precision: str = "float32"  # CPU decoder arithmetic: float32, bfloat16 or auto
+    precision: str = "auto"  # CPU decoder arithmetic: auto (mixed on native-bf16 CPUs), float32, mixed or bfloat16
 
 
 @dataclass

@@ -14,7 +14,7 @@ import torch
 
 from helpers_models import make_checkpoint, randomise_weights
 from recon_cli.runtime import threads as rt_threads
-from recon_cli.runtime.decoder_kernel import DecoderKernel, fused_linear_available, resolve_precision
+from recon_cli.runtime.decoder_kernel import DecoderKernel, fused_linear_available, native_bf16, resolve_precision
 from recon_cli.runtime.parallel import ChunkPool, map_chunks
 from recon_cli.runtime.torch_backend import TorchBackend
 
@@ -158,10 +158,74 @@ def test_bfloat16_kernel_is_close_to_float32(scrambled: torch.nn.Module, fused: 
 def test_resolve_precision() -> None:
     assert resolve_precision("float32") == "float32"
     assert resolve_precision("bfloat16") == "bfloat16"
+    assert resolve_precision("mixed") == "mixed"
     assert resolve_precision("auto", "cuda") == "float32"
-    assert resolve_precision("auto") in ("float32", "bfloat16")
+    assert resolve_precision("auto") == ("mixed" if native_bf16() else "float32")
     with pytest.raises(ValueError):
         resolve_precision("fp8")
+
+
+def test_bfloat16_kernel_keeps_the_query_coordinates_in_float32(scrambled: torch.nn.Module) -> None:
+    """Points closer than bf16 can tell apart (x in [0.5, 0.55), moved by 0.0015 < half its bf16 step) still differ."""
+    kernel = DecoderKernel(scrambled.stage(2).decoder, "bfloat16")
+    (params,) = kernel.prepare(torch.randn(1, scrambled.config.decoder2.c_dim, generator=torch.Generator().manual_seed(6)))
+    points = torch.from_numpy(_queries(6, (200,))[0])
+    points[:, 0] = torch.linspace(0.5, 0.545, 200)
+    points = points.to(torch.bfloat16).float()  # representable in bf16
+    moved = points.clone()
+    moved[:, 0] += 0.0015
+    assert torch.equal(moved.to(torch.bfloat16).float(), points)  # the same points once rounded to bf16
+    assert not torch.equal(kernel.run(params, points), kernel.run(params, moved))
+
+
+def test_mixed_precision_redoes_the_band_around_the_level_in_float32(scrambled: torch.nn.Module) -> None:
+    from recon_cli.runtime.torch_backend import MIXED_BAND
+
+    queries = _queries(4, (3000, 0, 700))
+    codes = torch.randn(3, scrambled.config.decoder2.c_dim, generator=torch.Generator().manual_seed(4))
+    exact = TorchBackend(scrambled, threads=2, precision="float32").decode_many(2, queries, codes)
+    rough = TorchBackend(scrambled, threads=2, precision="bfloat16").decode_many(2, queries, codes)
+    mixed = TorchBackend(scrambled, threads=2, precision="mixed")
+    # without a level (an intermediate mesh, raw logits) mixed is float32, bit for bit
+    for got, want in zip(mixed.decode_many(2, queries, codes), exact):
+        assert np.array_equal(got, want)
+    level = float(np.median(exact[0]))  # a level through the middle of the values: a wide band
+    got = mixed.decode_many(2, queries, codes, level=level)
+    for g, e, r in zip(got, exact, rough):
+        band = np.abs(r - level) < MIXED_BAND
+        assert np.allclose(g[band], e[band], rtol=1e-5, atol=1e-5)  # float32 (chunked differently)
+        assert np.array_equal(g[~band], r[~band])  # bfloat16 elsewhere
+    assert (np.abs(rough[0] - level) < MIXED_BAND).sum() > 10
+    assert not np.array_equal(got[0], exact[0])
+    mixed.close()
+
+
+def test_mixed_reconstruction_samples_stage2_from_the_float32_stage1_mesh(tmp_path: Path) -> None:
+    """The 300 points come from the exact stage-1 mesh; only the final surface is computed in bf16 + band."""
+    from recon_cli.pipeline import ExtractOptions, Reconstructor
+
+    path = make_checkpoint(tmp_path / "d.pt", "doccnet", small=True, nonempty=True)
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    out = {}
+    levels: list[float | None] = []
+    for precision in ("float32", "mixed"):
+        backend = TorchBackend.from_checkpoint(path, threads=1, precision=precision)
+        real = backend.decode_many
+
+        def spy(stage, queries, codes, *, level=None, _real=real):  # noqa: ANN001, ANN202
+            levels.append((stage, level))
+            return _real(stage, queries, codes, level=level)
+
+        backend.decode_many = spy
+        rec = Reconstructor(backend, options=ExtractOptions(resolution0=8, upsampling_steps=2))
+        (out[precision],) = rec.reconstruct_images(image)
+        backend.close()
+    assert {lv is None for st, lv in levels if st == 1} == {True}  # stage 1 feeds stage 2: never banded
+    assert {lv is not None for st, lv in levels if st == 2} == {True}
+    f32, mixed = out["float32"], out["mixed"]
+    assert np.array_equal(f32.stage1_mesh.vertices, mixed.stage1_mesh.vertices)
+    assert np.array_equal(f32.points, mixed.points)
+    assert len(mixed.mesh.faces) > 0
 
 
 def test_onnx_decode_many_matches_torch(scrambled: torch.nn.Module, tmp_path: Path) -> None:

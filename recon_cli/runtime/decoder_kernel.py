@@ -10,11 +10,16 @@ evaluates chunks of query points with them (:meth:`DecoderKernel.run`).
 * ``float32`` runs the same operations as the decoder's own eval path
   (:meth:`~recon_cli.models.decoder.Decoder.forward` in eval mode), so its
   logits are the torch model's.
-* ``bfloat16`` (CPUs with native bf16: AVX512-BF16 or AMX) runs every linear
-  layer through oneDNN with the ReLU or the residual addition fused into the
-  matrix product (``torch.ops.mkldnn._linear_pointwise``), about 2.4x the
-  float32 speed on one core here; logits differ from float32 by about 1e-2 and
-  the meshes keep IoU >= 0.99 with the float32 ones (see tests and benchmarks).
+* ``bfloat16`` (CPUs with native bf16: AVX512-BF16 or AMX) runs the hidden
+  linear layers through oneDNN with the ReLU or the residual addition fused into
+  the matrix product (``torch.ops.mkldnn._linear_pointwise``), about 2.3x the
+  float32 speed on one core here. The first layer (3 -> hidden) stays in
+  float32: rounding the query coordinates to bfloat16 (8-bit mantissa) would
+  move them by up to 0.002, a quarter of a 129^3 cell. Logits then differ from
+  float32 by 0.02-0.05 on average and up to ~0.5 (benchmarks/bench_speed.py),
+  which flips the inside/outside decision of points near the surface; the
+  ``mixed`` precision of :class:`recon_cli.runtime.torch_backend.TorchBackend`
+  re-evaluates exactly those points in float32.
   Without the fused oneDNN operator it falls back to plain bf16 matrix products.
 
 A chunk is run with whatever torch threads the calling thread has; the
@@ -30,7 +35,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16", "mixed")
+#: What a DecoderKernel itself computes in (``mixed`` is composed from both by the backend).
+KERNEL_PRECISIONS = ("float32", "bfloat16")
 
 
 @functools.lru_cache(maxsize=1)
@@ -62,12 +69,12 @@ def fused_linear_available() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
-    """``auto`` -> bfloat16 on CPUs with native bf16, float32 elsewhere (and on GPUs)."""
+    """``auto`` -> mixed on CPUs with native bf16, float32 elsewhere (and on GPUs)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
     if precision != "auto":
         return precision
-    return "bfloat16" if torch.device(device).type == "cpu" and native_bf16() else "float32"
+    return "mixed" if torch.device(device).type == "cpu" and native_bf16() else "float32"
 
 
 @dataclass
@@ -83,7 +90,7 @@ class DecoderKernel:
     """Evaluate one decoder on chunks of points, per shape, in ``precision``."""
 
     def __init__(self, decoder: torch.nn.Module, precision: str = "float32") -> None:
-        if precision not in ("float32", "bfloat16"):
+        if precision not in KERNEL_PRECISIONS:
             raise ValueError(f"precision must be float32 or bfloat16, got {precision!r}")
         self.decoder = decoder.eval()
         self.precision = precision
@@ -92,7 +99,7 @@ class DecoderKernel:
         self.dtype = dt
         with torch.inference_mode():
             # float32 keeps the decoder's own tensors and transposed views (bit-identical products)
-            self.wp = decoder.fc_p.weight.detach().to(dt)  # (H, 3)
+            self.wp = decoder.fc_p.weight.detach()  # (H, 3), float32 in both precisions
             self.w_out = decoder.fc_out.weight.detach().t().float()  # (H, 1)
             self.b_out = decoder.fc_out.bias.detach().float()
             # fc_1 weights are shared by all shapes: (H_out, H_in) for oneDNN, (H_in, H_out) for addmm
@@ -126,16 +133,14 @@ class DecoderKernel:
         """Points (m, 3) float32 -> logits (m,) float32 for the shape of ``params``."""
         if self.precision == "float32":
             return self._run_float32(params, points)
-        x = points.to(self.dtype)
+        net = (points @ self.wp.t()).to(self.dtype)  # float32 coordinates (see the module docstring)
         if self.fused:
             linear = torch.ops.mkldnn._linear_pointwise
-            net = linear(x, self.wp, None, "none", [None], "")
             for s0, t0, w0, b0, w1 in params.blocks:
                 a = torch.addcmul(t0, net, s0).relu_()
                 h = linear(a, w0, b0, "relu", [None], "")
                 net = linear.binary(h, net, w1, None, "add")  # residual += fc_1(h), in one oneDNN call
         else:
-            net = x @ self.wp.t()
             for s0, t0, w0, b0, w1 in params.blocks:
                 a = torch.addcmul(t0, net, s0).relu_()
                 h = torch.addmm(b0, a, w0).relu_()
