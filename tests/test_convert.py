@@ -292,3 +292,25 @@ def test_empty_folder_is_an_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["convert", str(tmp_path / "empty"), "-O", str(tmp_path / "o"), "-f", "stl"])
     assert result.exit_code == 1
     assert "no mesh files" in result.stderr
+
+
+def test_obj_writer_round_trips_and_keeps_colours(tmp_path: Path) -> None:
+    """recon's own OBJ writer (plain meshes) reads back exactly; coloured meshes keep their colours."""
+    import numpy as np
+    import trimesh
+
+    from recon_cli.io.mesh import save_mesh
+
+    mesh = trimesh.creation.icosphere(subdivisions=2)
+    mesh.vertices = np.asarray(mesh.vertices) * [0.3, -0.2, 0.123456789]
+    save_mesh(mesh, tmp_path / "plain.obj")
+    text = (tmp_path / "plain.obj").read_text()
+    assert text.count("\nv ") == len(mesh.vertices) and text.count("\nf ") == len(mesh.faces)
+    back = load_mesh(tmp_path / "plain.obj")
+    assert np.array_equal(back.faces, mesh.faces)
+    assert np.abs(back.vertices - mesh.vertices).max() <= 5e-9
+    coloured = trimesh.creation.box()
+    coloured.visual.vertex_colors = [200, 10, 10, 255]
+    save_mesh(coloured, tmp_path / "coloured.obj")
+    again = trimesh.load(tmp_path / "coloured.obj", process=False)
+    assert np.array_equal(np.asarray(again.visual.vertex_colors)[:, :3], np.tile([200, 10, 10], (8, 1)))

