@@ -10,6 +10,9 @@
    (the first photo of each model).
 3. ``recon eval --meshes`` scores them against the models' ground truth; ``recon eval
    --weights`` scores the same models from their white-background render (view 0).
+4. With ``--true-masks``, the same photos are also reconstructed with their true object masks
+   (``--mask``), which splits the gap into what segmentation costs and what the backgrounds,
+   lights and cameras cost the network itself.
 
 Writes one JSON document: both summaries (class mean and per category) and the difference.
 """
@@ -33,8 +36,25 @@ def _recon(*args: str) -> subprocess.CompletedProcess:
     return result
 
 
+def _true_mask_meshes(photos: Path, index: dict, weights: Path, out: Path, threads: int) -> list[str]:
+    """Each model's first photo reconstructed with its true mask -> out/<synset>/<model>.obj; the errors."""
+    errors = []
+    for entry in index["images"]:
+        if not Path(entry["image"]).stem.endswith("_00"):
+            continue
+        target = out / entry["synset"] / f"{entry['model']}.obj"
+        if target.is_file():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        result = _recon("reconstruct", str(photos / entry["image"]), "--mask", str(photos / entry["mask"]),
+                        "-o", str(target), "--weights", str(weights), "--threads", str(threads))
+        if result.returncode != 0:
+            errors.append(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else entry["image"])
+    return errors
+
+
 def run(data: Path, synth_seed: int, weights: Path, work: Path, *, per_model: int = 1, split: str = "test",
-        seed: int = 0, threads: int = 2) -> dict:
+        seed: int = 0, threads: int = 2, true_masks: bool = False) -> dict:
     photos, raw, meshes = work / "photos", work / "raw", work / "meshes"
     if not (photos / "index.json").is_file():
         _recon("data", "photos", str(data), "-o", str(photos), "--split", split, "-n", str(per_model),
@@ -54,12 +74,21 @@ def run(data: Path, synth_seed: int, weights: Path, work: Path, *, per_model: in
     common = ["--data", str(data), "--split", split, "--json", "--threads", str(threads)]
     photo = json.loads(_recon("eval", *common, "--meshes", str(meshes), "--out", str(work / "eval-photo")).stdout)
     white = json.loads(_recon("eval", *common, "--weights", str(weights), "--out", str(work / "eval-white")).stdout)
+    extra: dict = {}
+    if true_masks:
+        errors = _true_mask_meshes(photos, index, weights, work / "meshes-true-mask", threads)
+        masked = json.loads(_recon("eval", *common, "--meshes", str(work / "meshes-true-mask"),
+                                   "--out", str(work / "eval-true-mask")).stdout)
+        extra = {"true_mask": masked, "true_mask_failures": errors,
+                 "class_mean_iou_true_mask": masked["class_mean"]["iou"],
+                 "difference_true_mask": white["class_mean"]["iou"] - masked["class_mean"]["iou"]}
     return {
         "data": str(data), "split": split, "weights": str(weights), "photos_per_model": per_model,
         "images": len(index["images"]), "reconstruct_failures": [f["error"] for f in failures],
         "photo": photo, "white": white,
         "class_mean_iou": {"photo": photo["class_mean"]["iou"], "white": white["class_mean"]["iou"]},
         "difference": white["class_mean"]["iou"] - photo["class_mean"]["iou"],
+        **extra,
         "load": os.getloadavg(),
     }
 
@@ -73,15 +102,20 @@ def main() -> None:
     parser.add_argument("--per-model", type=int, default=1)
     parser.add_argument("--split", default="test")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--true-masks", action="store_true",
+                        help="also reconstruct every photo with its true mask (--mask)")
     parser.add_argument("-o", "--out", type=Path, default=Path("benchmarks/results/photo-eval.json"))
     args = parser.parse_args()
     doc = run(args.data, args.synth_seed, args.weights, args.work, per_model=args.per_model, split=args.split,
-              threads=args.threads)
+              threads=args.threads, true_masks=args.true_masks)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
     m = doc["class_mean_iou"]
     print(f"class-mean IoU: white {m['white']:.3f}, photo-like {m['photo']:.3f} "
           f"(difference {doc['difference']:+.3f}); {len(doc['reconstruct_failures'])} photos failed")
+    if "true_mask" in doc:
+        print(f"with the true masks: {doc['class_mean_iou_true_mask']:.3f} "
+              f"(difference {doc['difference_true_mask']:+.3f}); {len(doc['true_mask_failures'])} failed")
 
 
 if __name__ == "__main__":
