@@ -65,7 +65,7 @@ def test_details_and_mask(model: recon_cli.ReconModel) -> None:
     assert _is_blob(result.mesh) and result.stage1_mesh is not None and result.points.shape == (300, 3)
     assert result.mask is not None and result.mask.shape == (60, 80)
     assert result.mask[30, 40] > 0.9 and result.mask[2, 2] < 0.1  # the red square is the object
-    assert result.views[0].method in ("border", "grabcut") and result.views[0].source == "<array>"
+    assert result.views[0].method in ("border", "grabcut", "model") and result.views[0].source == "<array>"
     assert result.views[0].image.size == (model.image_size,) * 2 and result.seconds > 0 and result.fusion is None
 
 

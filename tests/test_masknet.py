@@ -1,4 +1,4 @@
-"""The learned mask network: training round trip on a tiny pool, prediction shape, checkpoint errors."""
+"""The learned mask network: EfficientNet-Lite0 trunk taps, letterboxing, training round trip, checkpoint errors."""
 
 from __future__ import annotations
 
@@ -8,37 +8,70 @@ import numpy as np
 import pytest
 
 from recon_cli.errors import CheckpointError
-from recon_cli.io.masknet import NET_SIZE, load_masknet, make_pool, predict, to_input, train
+from recon_cli.io.masknet import (LITE_SIZE, STRIDE, TAP_CHANNELS, build_trunk, letterbox, load_masknet, make_pool,
+                                  predict, train)
 
 
-def test_input_letterboxes_the_photo_with_coordinates() -> None:
+def test_letterbox_fits_the_photo_and_pads_with_its_edges() -> None:
     rgb = np.zeros((50, 100, 3), np.uint8)
-    x, (top, left, h, w) = to_input(rgb)
-    assert x.shape == (5, NET_SIZE, NET_SIZE) and (left, w) == (0, NET_SIZE) and h == NET_SIZE // 2
-    assert np.allclose(x[:3], -0.5) and x[3, 0, 0] == -1.0 and x[3, 0, -1] == 1.0 and x[4, -1, 0] == 1.0
+    rgb[0] = 200  # top row: the padding above repeats it
+    square, (top, left, h, w) = letterbox(rgb)
+    assert square.shape == (LITE_SIZE, LITE_SIZE, 3) and (left, w) == (0, LITE_SIZE) and h == LITE_SIZE // 2
+    assert top == (LITE_SIZE - h) // 2 and (square[:top] == 200).all() and (square[-1] == 0).all()
 
 
-def test_pool_masks_match_the_inputs() -> None:
-    xs, ys = make_pool(3, seed=1, categories=["chair"])
-    assert xs.shape == (3, 5, NET_SIZE, NET_SIZE) and ys.shape == (3, NET_SIZE, NET_SIZE)
-    assert all(0 < y.mean() < 0.9 for y in ys)
+def test_trunk_taps_have_the_documented_strides_and_channels() -> None:
+    import torch
+
+    with torch.inference_mode():
+        feats = build_trunk()(torch.rand(1, 3, LITE_SIZE, LITE_SIZE))
+    assert [f.shape[1] for f in feats] == list(TAP_CHANNELS)
+    assert [LITE_SIZE // f.shape[-1] for f in feats] == [4, 8, 16, 32]
+
+
+def test_pool_masks_match_the_photos() -> None:
+    photos, masks = make_pool(3, seed=1, categories=["chair"])
+    assert photos.shape == (3, LITE_SIZE, LITE_SIZE, 3) and masks.shape == (3, LITE_SIZE, LITE_SIZE)
+    assert all(0.01 < m.mean() < 0.9 for m in masks)
+    # the object differs from the background where the mask says so
+    assert all(np.abs(p[m].astype(float).mean(0) - p[~m].astype(float).mean(0)).max() > 1 for p, m in zip(photos, masks))
 
 
 def test_train_save_load_predict(tmp_path: Path) -> None:
-    out = tmp_path / "m.pt"
-    info = train(out, pool=4, minutes=0.002, batch=2, width=4)
-    assert out.is_file() and info["steps"] >= 1
+    out, log = tmp_path / "m.pt", tmp_path / "log.jsonl"
+    info = train(out, pool=6, steps=3, batch=2, width=8, val_share=0.34, log=log, save_every=2)
+    assert out.is_file() and info["steps"] == 3 and "val_iou" in info["history_tail"][-1]
+    assert log.read_text().count("\n") == 1
     prob = predict(np.zeros((30, 40, 3), np.uint8), out)
-    assert prob.shape == (30, 40) and np.isfinite(prob).all() and 0 <= prob.min() <= prob.max() <= 1
+    assert prob.shape == (30, 40) and prob.dtype == np.float32 and np.isfinite(prob).all()
+    assert 0 <= prob.min() <= prob.max() <= 1
+    assert STRIDE == 4
 
 
 def test_bad_checkpoints_are_one_line_errors(tmp_path: Path) -> None:
+    import torch
+
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot load the mask network"):
         load_masknet(str(bad))
-    import torch
-
-    torch.save({"format": 1, "kind": "other"}, tmp_path / "other.pt")
+    torch.save({"format": 1, "kind": "masknet", "width": 8, "state_dict": {}}, tmp_path / "old.pt")
     with pytest.raises(CheckpointError, match="not a mask-network checkpoint"):
-        load_masknet(str(tmp_path / "other.pt"))
+        load_masknet(str(tmp_path / "old.pt"))
+    good = tmp_path / "good.pt"
+    train(good, pool=4, steps=1, batch=2, width=8, val_share=0.0)
+    ckpt = torch.load(good, weights_only=True)
+    ckpt["trunk_sha256"] = "0" * 64
+    torch.save(ckpt, tmp_path / "other-trunk.pt")
+    with pytest.raises(CheckpointError, match="other EfficientNet-Lite0 weights"):
+        load_masknet(str(tmp_path / "other-trunk.pt"))
+
+
+def test_shipped_weights_load() -> None:
+    from recon_cli.io.masknet import default_masknet_path
+
+    path = default_masknet_path()
+    if path is None:
+        pytest.skip("no mask-network weights installed")
+    trunk, decoder = load_masknet(str(path))
+    assert sum(p.numel() for p in decoder.parameters()) < 200_000

@@ -68,6 +68,8 @@ class PhotoOptions:
     blur_sigma: tuple[float, float] = (0.0, 1.2)
     noise_sigma: tuple[float, float] = (0.0, 6.0)
     jpeg_quality: tuple[int, int] = (40, 95)
+    ambient: tuple[float, float] = (0.2, 0.45)     # share of the object's colour lit from everywhere
+    key_light: tuple[float, float] = (0.45, 0.8)   # strength of the directional key light
 
 
 @dataclass
@@ -119,7 +121,7 @@ def photo_like(mesh: trimesh.Trimesh, rng: np.random.Generator, *, split: str = 
     K = np.array([[focal, 0.0, side / 2.0 + shift[0]], [0.0, focal, side / 2.0 + shift[1]], [0.0, 0.0, 1.0]])
     Rt = look_at(rng.uniform(0.0, 360.0), rng.uniform(*options.elevation_deg), distance)
     render = RenderOptions(size=side, randomize=True, background=(0, 0, 0),
-                           ambient=rng.uniform(0.2, 0.45), key_light=rng.uniform(0.45, 0.8))
+                           ambient=rng.uniform(*options.ambient), key_light=rng.uniform(*options.key_light))
     shaded = render_image(mesh, K, Rt, size=side, options=render, rng=rng).astype(np.float32) / 255.0
     alpha = coverage(mesh, K, Rt, side)
     top, left = (side - height) // 2, (side - width) // 2
