@@ -25,7 +25,7 @@ import torch
 import trimesh
 
 from recon_cli.errors import InputError
-from recon_cli.extract.grid import PADDING, probability_to_logit
+from recon_cli.extract.grid import PADDING, final_resolution, probability_to_logit
 from recon_cli.extract.mise import mise_batched
 from recon_cli.extract.postprocess import empty_mesh, grid_to_mesh, simplify
 from recon_cli.runtime.base import Backend
@@ -176,6 +176,30 @@ def resample_cloud(points: np.ndarray, n: int, rng: np.random.Generator) -> np.n
     return points
 
 
+def _exact_surface_values(results: Sequence[Any], exact: Callable[[Sequence[np.ndarray]], list[np.ndarray]],
+                          level: float, resolution: int, padding: float) -> None:
+    """Mixed precision: re-evaluate with ``exact`` (float32) the evaluated points at the ends of the edges
+    the surface crosses, except those already redone because they lie within the band around ``level``.
+
+    The signs, and so MISE's choices and the mesh's topology, are the band's business; this makes the
+    vertex positions float32 too. Without it a thin part one cell wide moves by a visible share of its
+    volume (the example lamp: IoU 0.963 with the float32 mesh, 1.0 with it).
+    """
+    from recon_cli.extract.grid import index_to_world
+    from recon_cli.extract.mise import surface_corners
+    from recon_cli.runtime.torch_backend import MIXED_BAND
+
+    picks = []
+    for res in results:
+        flat = surface_corners(res.values, level, res.known)
+        flat = flat[np.abs(res.values.reshape(-1)[flat] - level) >= MIXED_BAND]
+        picks.append(flat)
+    points = [index_to_world(np.stack(np.unravel_index(flat, res.values.shape), axis=1), resolution,
+                             padding=padding).astype(np.float32) for res, flat in zip(results, picks)]
+    for res, flat, values in zip(results, picks, exact(points)):
+        res.values.reshape(-1)[flat] = values
+
+
 def _check_finite(values: np.ndarray, stage: int) -> None:
     if not np.isfinite(values).all():
         raise InputError(f"the stage-{stage} network gave NaN or infinite occupancy values "
@@ -279,15 +303,29 @@ class Reconstructor:
 
         ``final``: see :meth:`_eval_fn`.
         """
+        exact = None
+        if final and getattr(self.backend, "precision", "float32") == "mixed":
+            def exact(queries: Sequence[np.ndarray]) -> list[np.ndarray]:
+                return self.backend.decode_many(stage, queries, codes)  # no level: float32
+
         return self.extract_field(self._eval_fn(stage, codes, final=final), len(codes),
-                                  upsampling_steps=upsampling_steps)
+                                  upsampling_steps=upsampling_steps, exact=exact)
 
     def extract_field(self, evaluate: Callable[[Sequence[np.ndarray]], list[np.ndarray]], n_shapes: int, *,
-                      upsampling_steps: int | None = None) -> tuple[list[trimesh.Trimesh], list[int]]:
-        """Meshes of ``n_shapes`` fields given by a batched ``evaluate`` (per-shape points -> logits)."""
+                      upsampling_steps: int | None = None,
+                      exact: Callable[[Sequence[np.ndarray]], list[np.ndarray]] | None = None
+                      ) -> tuple[list[trimesh.Trimesh], list[int]]:
+        """Meshes of ``n_shapes`` fields given by a batched ``evaluate`` (per-shape points -> logits).
+
+        ``exact`` (mixed precision): a float32 evaluation, used again on every evaluated lattice point
+        at the end of an edge the surface crosses whose value came from the fast path, so that marching
+        cubes places its vertices from float32 values (:func:`_exact_surface_values`).
+        """
         opt = self.options
         steps = opt.upsampling_steps if upsampling_steps is None else upsampling_steps
         results = mise_batched(evaluate, n_shapes, opt.resolution0, steps, opt.level, padding=opt.padding)
+        if exact is not None:
+            _exact_surface_values(results, exact, opt.level, final_resolution(opt.resolution0, steps), opt.padding)
         meshes = []
         mc = self._mc_backend()
         for res in results:

@@ -218,3 +218,18 @@ def test_sparse_mise_queries_exactly_what_the_dense_oracle_queries(field_name: s
     assert new.done and new.rounds == old.rounds and new.n_evaluated == old.n_evaluated
     assert np.array_equal(new.known, old.known)
     assert np.array_equal(new.to_dense(), old.to_dense())
+
+
+def test_surface_corners_are_the_ends_of_the_edges_the_level_crosses() -> None:
+    from recon_cli.extract.mise import surface_corners
+
+    values = np.zeros((4, 4, 4), np.float32)
+    values[1:3, 1:3, 1:3] = 1.0  # a 2x2x2 block above level 0.5
+    flat = set(surface_corners(values, 0.5).tolist())
+    inside = {int(i) for i in np.flatnonzero(values.reshape(-1) > 0.5)}
+    assert inside <= flat  # every inside point has an outside neighbour
+    assert np.ravel_multi_index((0, 1, 1), values.shape) in flat  # an outside end of a crossed edge
+    assert np.ravel_multi_index((0, 0, 0), values.shape) not in flat  # a corner touches no crossed edge
+    known = np.zeros_like(values, bool)
+    known[1] = True
+    assert set(surface_corners(values, 0.5, known).tolist()) == {i for i in flat if i // 16 == 1}

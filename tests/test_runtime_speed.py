@@ -221,11 +221,13 @@ def test_mixed_reconstruction_samples_stage2_from_the_float32_stage1_mesh(tmp_pa
         (out[precision],) = rec.reconstruct_images(image)
         backend.close()
     assert {lv is None for st, lv in levels if st == 1} == {True}  # stage 1 feeds stage 2: never banded
-    assert {lv is not None for st, lv in levels if st == 2} == {True}
+    assert any(lv is not None for st, lv in levels if st == 2)  # MISE rounds (the float32 corner pass has none)
     f32, mixed = out["float32"], out["mixed"]
     assert np.array_equal(f32.stage1_mesh.vertices, mixed.stage1_mesh.vertices)
     assert np.array_equal(f32.points, mixed.points)
-    assert len(mixed.mesh.faces) > 0
+    # the final mesh: same topology (signs from the band), vertices from float32 values at the crossed edges
+    assert np.array_equal(f32.mesh.faces, mixed.mesh.faces)
+    assert np.abs(np.asarray(f32.mesh.vertices) - np.asarray(mixed.mesh.vertices)).max() < 1e-5
 
 
 def test_onnx_decode_many_matches_torch(scrambled: torch.nn.Module, tmp_path: Path) -> None:

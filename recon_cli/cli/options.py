@@ -15,9 +15,9 @@ import typer
 THREADS_HELP = ("CPU threads for the networks (default: $RECON_THREADS, else 2 or the cores available if fewer). "
                 "Idle threads sleep instead of spinning.")
 PRECISION_HELP = ("Decoder arithmetic on the CPU: float32 (the model's own numbers), mixed (bfloat16 for the final "
-                  "mesh with the points near its surface redone in float32: meshes within IoU 0.99 of float32, "
-                  "faster on CPUs with AVX512-BF16/AMX), bfloat16 (fastest; meshes differ more), or auto "
-                  "(mixed where the CPU has native bfloat16, else float32).")
+                  "mesh with every value near its surface redone in float32: the float32 mesh, a little faster on "
+                  "CPUs with AVX512-BF16/AMX), bfloat16 (fastest; meshes differ), or auto (mixed where the CPU "
+                  "has native bfloat16, else float32).")
 
 
 def threads_option() -> Any:

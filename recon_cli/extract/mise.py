@@ -28,11 +28,15 @@ BatchedEvalFn = Callable[[Sequence[np.ndarray]], Sequence[np.ndarray]]
 
 @dataclass
 class MiseResult:
-    """Dense (R+1)^3 float32 field (unknown points filled by trilinear interpolation)."""
+    """Dense (R+1)^3 float32 field (unknown points filled by trilinear interpolation).
+
+    ``known``: (R+1)^3 bool, the lattice points whose value was evaluated (not interpolated).
+    """
 
     values: np.ndarray
     n_evaluated: int
     rounds: int
+    known: np.ndarray | None = None
 
 
 class MISE:
@@ -217,7 +221,7 @@ class MISE:
 
     def result(self) -> MiseResult:
         """The dense field and statistics."""
-        return MiseResult(self.to_dense(), self.n_evaluated, self.rounds)
+        return MiseResult(self.to_dense(), self.n_evaluated, self.rounds, self.known)
 
 
 def _interp2(grid: np.ndarray) -> np.ndarray:
@@ -276,6 +280,22 @@ def mise(
         lambda queries: [eval_fn(queries[0])], 1, resolution0, upsampling_steps, level, padding=padding
     )
     return result
+
+
+def surface_corners(values: np.ndarray, level: float, known: np.ndarray | None = None) -> np.ndarray:
+    """Flat indices of the lattice points at either end of an axis edge whose ends lie on opposite sides
+    of ``level`` (where marching cubes puts vertices), among the ``known`` ones if given."""
+    inside = values > level
+    mark = np.zeros(values.shape, bool)
+    for axis in range(3):
+        hi = tuple(slice(1, None) if a == axis else slice(None) for a in range(3))
+        lo = tuple(slice(None, -1) if a == axis else slice(None) for a in range(3))
+        change = inside[hi] != inside[lo]
+        mark[hi] |= change
+        mark[lo] |= change
+    if known is not None:
+        mark &= known
+    return np.flatnonzero(mark)
 
 
 def dense_grid(eval_fn: EvalFn, resolution: int, *, padding: float = PADDING, batch_points: int = 262_144) -> np.ndarray:

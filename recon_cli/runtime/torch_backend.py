@@ -15,12 +15,17 @@ that gives the extraction ``level`` (the final surface of a reconstruction) is
 evaluated in bfloat16, then every point whose logit lies within
 :data:`MIXED_BAND` of the level is evaluated again in float32; every other call
 (the intermediate stage-1 mesh that the 300 points of stage 2 are sampled from,
-raw logits) runs in float32. The 300 points are therefore exactly those of the
-float32 path (a stage-2 mesh changes by IoU 0.89-0.99 with the choice of its
-300 points alone, far more than bfloat16 rounding changes it), and the final
-mesh differs from the float32 one only where a bfloat16 error beyond the band
-flips a sign (IoU >= 0.995 with the float32 meshes on every example image,
-``python -m benchmarks speed``).
+raw logits) runs in float32. The reconstruction pipeline then re-evaluates in
+float32 the remaining evaluated points at the ends of the edges the surface
+crosses (``recon_cli.pipeline._exact_surface_values``), so marching cubes
+places every vertex from float32 values. The 300 points are therefore exactly
+those of the float32 path (a stage-2 mesh changes by IoU 0.89-0.99 with the
+choice of its 300 points alone), and the final mesh differs from the float32
+one only where a bfloat16 error beyond the band flips a sign (none on the
+example images: IoU 1.0, ``python -m benchmarks --only speed``). Most points
+MISE evaluates lie near the surface and need float32 anyway, so the gain is
+small (5-15% per image here); pure ``bfloat16`` is about 1.5x faster but its
+meshes differ (IoU 0.77-0.99 on the examples).
 """
 
 from __future__ import annotations
@@ -42,9 +47,9 @@ from recon_cli.runtime.threads import chosen_threads, torch_threads
 CPU_CHUNK = 4096
 
 #: ``mixed`` precision: points whose bfloat16 logit is within this of the level are evaluated again in
-#: float32. bfloat16 logits differ from float32 by 0.02-0.05 on average and by more than 0.1 at about 1% of
-#: the points, mostly far from the surface; a band of 0.1 re-evaluates 2-24% of the final stage's points
-#: on the example images and gives meshes with IoU >= 0.995 against float32 (0.2: 4-40%, no better).
+#: float32 (so that their side of the surface is float32's). bfloat16 logits differ from float32 by
+#: 0.02-0.05 on average and by more than 0.1 at about 1% of the points, mostly far from the surface; a
+#: band of 0.1 re-evaluates 2-24% of the final stage's points on the example images (0.2: 4-40%).
 MIXED_BAND = 0.1
 
 
