@@ -32,7 +32,7 @@ def test_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     mesh = trimesh.load(tmp_path / "chair.obj", force="mesh")
     assert len(mesh.faces) > 1000 and mesh.extents.max() < 1.2
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] in ("border (320, 320)", "grabcut (320, 320)")
+    assert lines[0] in ("border (320, 320)", "model (320, 320)", "grabcut (320, 320)")
     faces, shape = lines[1].split(" ", 1)
     assert int(faces) > 100 and shape == "(300, 3)"
     assert lines[2].startswith("True [") and os.path.getsize(tmp_path / "chair.obj") > 10_000

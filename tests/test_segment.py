@@ -114,3 +114,18 @@ def test_model_without_weights_is_a_clear_error(monkeypatch: pytest.MonkeyPatch)
     assert segment(img, "auto").method == "grabcut"  # auto falls back to GrabCut
     plain, _ = _scene(np.random.default_rng(4), cluttered=False)
     assert segment(plain, "auto").method == "border"  # and to the border model on any plain backdrop
+
+
+def test_auto_falls_back_to_grabcut_when_the_network_cannot_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    import recon_cli.io.masknet as masknet
+    from recon_cli.errors import CheckpointError
+
+    def broken(path: str) -> None:
+        raise CheckpointError("trained on other EfficientNet-Lite0 weights", path=path)
+
+    monkeypatch.setattr(masknet, "default_masknet_path", lambda: "masknet.pt")
+    monkeypatch.setattr(masknet, "load_masknet", broken)
+    img, _ = _scene(np.random.default_rng(6), cluttered=True)
+    assert segment(img, "auto").method == "grabcut"
+    with pytest.raises(CheckpointError, match="other EfficientNet"):
+        segment(img, "model")  # asked for by name: the error is the user's answer

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recon_cli.errors import InputError
+from recon_cli.errors import CheckpointError, ConfigError, InputError
 from recon_cli.io.choices import SEGMENT_METHODS  # noqa: F401 - choices of ``--segment`` (import-free module)
 
 #: Longer side of the copy on which the border model runs (mask then upsampled).
@@ -134,7 +134,12 @@ def segment(rgb: np.ndarray, method: str = "auto") -> Segmentation:
         if alpha is None:
             raise InputError("no clear object stands out from the background")
     elif use == "model":
-        alpha = model_mask(small)
+        try:
+            alpha = model_mask(small)
+        except (CheckpointError, ConfigError):  # weights unreadable, or not for the installed trunk
+            if method != "auto":
+                raise
+            use, alpha = "grabcut", grabcut_mask(small, fit=fit)
     else:
         alpha = grabcut_mask(small, fit=fit)
     check_mask(alpha > 0.5, what=f"the object mask ({use})")
