@@ -47,9 +47,8 @@ def _true_mask_meshes(photos: Path, index: dict, weights: Path, out: Path, threa
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         result = _recon("reconstruct", str(photos / entry["image"]), "--mask", str(photos / entry["mask"]),
-                        "-o", str(target), "--weights", str(weights), "--threads", str(threads))
-        if result.returncode != 0:
-            errors.append(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else entry["image"])
+                        "-o", str(target), "--weights", str(weights), "--threads", str(threads), "--json")
+        errors += [r["error"] for r in json.loads(result.stdout)["results"] if r.get("error")]
     return errors
 
 

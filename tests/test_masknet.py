@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from recon_cli.errors import CheckpointError
-from recon_cli.io.masknet import (LITE_SIZE, STRIDE, TAP_CHANNELS, build_trunk, letterbox, load_masknet, make_pool,
+from recon_cli.io.masknet import (LITE_SIZE, TAP_CHANNELS, build_decoder, build_trunk, letterbox, load_masknet, make_pool,
                                   predict, train)
 
 
@@ -45,7 +45,11 @@ def test_train_save_load_predict(tmp_path: Path) -> None:
     prob = predict(np.zeros((30, 40, 3), np.uint8), out)
     assert prob.shape == (30, 40) and prob.dtype == np.float32 and np.isfinite(prob).all()
     assert 0 <= prob.min() <= prob.max() <= 1
-    assert STRIDE == 4
+    import torch
+
+    with torch.inference_mode():  # logits at stride 4 of the 224-px input
+        logits = build_decoder(8).eval()(build_trunk()(torch.rand(1, 3, LITE_SIZE, LITE_SIZE)))
+    assert logits.shape == (1, LITE_SIZE // 4, LITE_SIZE // 4)
 
 
 def test_bad_checkpoints_are_one_line_errors(tmp_path: Path) -> None:

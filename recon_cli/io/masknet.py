@@ -41,8 +41,6 @@ LITE_SIZE: int = 224
 #: Blocks of EfficientNet-Lite0 whose outputs feed the decoder, and their channels (strides 4, 8, 16, 32).
 TAPS: tuple[int, ...] = (2, 4, 10, 15)
 TAP_CHANNELS: tuple[int, ...] = (24, 40, 112, 320)
-#: Output stride of the decoder's logits.
-STRIDE: int = 4
 FORMAT = 2
 ARCH = "lite-fpn"
 #: File name of the shipped weights, looked for next to the D-OccNet weights.
@@ -174,14 +172,11 @@ def _to_tensor(images: np.ndarray) -> Any:
 def predict(rgb: np.ndarray, path: str | Path) -> np.ndarray:
     """Object probability (H, W) float32 of a photo (H, W, 3) uint8."""
     import torch
-    from torch.nn import functional as F
 
     trunk, decoder = load_masknet(str(path))
     square, (top, left, nh, nw) = letterbox(rgb)
     with torch.inference_mode():
-        logits = decoder(trunk(_to_tensor(square[None])))
-        prob = torch.sigmoid(F.interpolate(logits[:, None], size=(LITE_SIZE, LITE_SIZE), mode="bilinear",
-                                           align_corners=False))[0, 0].numpy()
+        prob = torch.sigmoid(_full_size(decoder(trunk(_to_tensor(square[None]))), (LITE_SIZE, LITE_SIZE)))[0].numpy()
     crop = prob[top:top + nh, left:left + nw]
     h, w = rgb.shape[:2]
     from PIL import Image
@@ -242,15 +237,22 @@ def pool_features(trunk: Any, photos: np.ndarray, batch: int = 32) -> list[Any]:
     return [torch.cat(parts) for parts in out]
 
 
+def _full_size(logits: Any, size: tuple[int, int]) -> Any:
+    """Stride-4 logits (B, h, w) -> (B, *size), bilinear."""
+    from torch.nn import functional as F
+
+    return F.interpolate(logits[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
 def _loss(logits: Any, target: Any) -> Any:
     """BCE + soft Dice of stride-4 logits against full-size masks."""
     import torch
     from torch.nn import functional as F
 
-    full = F.interpolate(logits[:, None], size=target.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    full = _full_size(logits, target.shape[-2:])
     prob = torch.sigmoid(full)
     dice = 1.0 - (2 * (prob * target).sum((1, 2)) + 1) / (prob.sum((1, 2)) + target.sum((1, 2)) + 1)
-    return F.binary_cross_entropy_with_logits(full, target) + dice.mean(), full
+    return F.binary_cross_entropy_with_logits(full, target) + dice.mean()
 
 
 def train(out: Path, *, pool: int = 4000, steps: int = 3000, batch: int = 32, lr: float = 3e-3, width: int = 32,
@@ -288,7 +290,7 @@ def train(out: Path, *, pool: int = 4000, steps: int = 3000, batch: int = 32, lr
         rows = torch.from_numpy(idx + flip * n)
         y = target[torch.from_numpy(idx)].float()
         y = torch.where(torch.from_numpy(flip)[:, None, None], y.flip(-1), y)
-        loss, _ = _loss(decoder([f[rows].float() for f in feats]), y)
+        loss = _loss(decoder([f[rows].float() for f in feats]), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -314,8 +316,8 @@ def _val_iou(decoder: Any, feats: list[Any], target: Any, idx: np.ndarray) -> fl
     with torch.inference_mode():
         for s in range(0, len(idx), 32):
             rows = torch.from_numpy(idx[s:s + 32])
-            _, full = _loss(decoder([f[rows].float() for f in feats]), target[rows].float())
-            pred, truth = full > 0, target[rows]
+            truth = target[rows]
+            pred = _full_size(decoder([f[rows].float() for f in feats]), truth.shape[-2:]) > 0
             ious.append(((pred & truth).sum((1, 2)) / (pred | truth).sum((1, 2)).clamp(min=1)).float())
     return float(torch.cat(ious).mean())
 
