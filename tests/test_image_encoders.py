@@ -174,10 +174,13 @@ def test_trainable_blocks_freeze_the_first_units() -> None:
     assert id(encoder.backbone.stem.conv.weight) in frozen and id(encoder.backbone.head.conv.weight) not in frozen
 
 
-def test_training_keeps_frozen_units_and_trains_the_last(tiny_dataset: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("cache", [True, False])
+def test_training_keeps_frozen_units_and_trains_the_last(tiny_dataset: Path, tmp_path: Path, cache: bool) -> None:
+    """With the cache the trained unit runs on cached activations, without it on images: same outcome."""
     cfg = resolve_config(model="onet", overrides=[
         *LITE_SMALL, "model.image_encoder.trainable_blocks=1", "model.image_encoder.init=imagenet",
-        "steps=3", "val_every=3"])
+        "steps=3", "val_every=3", f"data.feature_cache={str(cache).lower()}",
+        f"data.feature_cache_dir={tmp_path / 'cache'}"])
     train(cfg, data_root=tiny_dataset, out_dir=tmp_path / "run")
     from recon_cli.io.checkpoint import load_checkpoint
 
@@ -190,6 +193,53 @@ def test_training_keeps_frozen_units_and_trains_the_last(tiny_dataset: Path, tmp
         assert torch.equal(backbone.state_dict()[name], reference.state_dict()[name]), name
     assert not torch.equal(backbone.head.conv.weight, reference.head.conv.weight)  # the one trained unit moved
     assert not torch.equal(backbone.head.bn.running_mean, reference.head.bn.running_mean)
+    cached = list((tmp_path / "cache").rglob("*.npy"))
+    assert len(cached) == (14 if cache else 0)
+    if cache:  # the activation entering the head: (views, variants, 320, 1, 1) at 32 px
+        assert np.load(cached[0]).shape[2:] == (320, 1, 1)
+
+
+@pytest.mark.parametrize("name", ["efficientnet-lite0", "resnet18", "r2n2-cnn"])
+def test_cached_tail_gives_the_encoders_code(name: str) -> None:
+    """cache_input then from_cached == forward, for every trainable_blocks the cache can serve."""
+    torch.manual_seed(0)
+    cfg = ImageEncoderConfig(name=name, c_dim=8, image_size=64, **({} if name == "efficientnet-lite0" else {"width": 8}))
+    encoder = build_image_encoder(cfg).eval()
+    for m in encoder.modules():  # non-trivial BatchNorm statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+    images = torch.rand(3, 3, 64, 64)
+    with torch.no_grad():
+        expected = encoder(images)
+        n = len(encoder.units())
+        for tail in range(n):
+            encoder.trainable_blocks = tail
+            cached = encoder.cache_input(images)
+            assert cached.dim() == (2 if tail == 0 else 4)
+            assert torch.allclose(encoder.from_cached(cached), expected, atol=1e-5, rtol=1e-4), tail
+    for bad in (-1, n):
+        encoder.trainable_blocks = bad
+        with pytest.raises(ConfigError, match="frozen trunk units"):
+            encoder.cache_input(images)
+
+
+def test_tail_cache_key_ignores_the_trained_units() -> None:
+    """Fine-tuned tail weights do not invalidate the cache; frozen weights and the tail length do."""
+    encoder = build_image_encoder(ImageEncoderConfig(name="efficientnet-lite0", c_dim=8, image_size=32,
+                                                     trainable_blocks=0))
+    pooled = cache_spec(encoder, encoder_name="efficientnet-lite0", image_size=32, variants=1, seed=0)
+    assert "tail_units" not in pooled  # frozen-trunk caches keep their key
+    encoder.trainable_blocks = 2
+    spec = cache_spec(encoder, encoder_name="efficientnet-lite0", image_size=32, variants=1, seed=0)
+    assert spec["tail_units"] == 2 and spec["weights_sha256"] != pooled["weights_sha256"]
+    with torch.no_grad():
+        encoder.backbone.head.conv.weight.add_(1.0)  # trained units
+        encoder.backbone.blocks[15].project.bn.running_mean.add_(1.0)
+    assert cache_spec(encoder, encoder_name="efficientnet-lite0", image_size=32, variants=1, seed=0) == spec
+    with torch.no_grad():
+        encoder.backbone.blocks[14].project.conv.weight.add_(1.0)  # a frozen unit
+    assert cache_spec(encoder, encoder_name="efficientnet-lite0", image_size=32, variants=1, seed=0) != spec
 
 
 # ------------------------------------------------------------------------ feature cache
@@ -203,7 +253,8 @@ def _train_models(root: Path) -> list[tuple[str, str]]:
 
 def test_feature_cache_keys_resumes_and_matches_the_encoder(tiny_dataset: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    encoder = build_image_encoder(ImageEncoderConfig(name="efficientnet-lite0", c_dim=8, image_size=32)).eval()
+    encoder = build_image_encoder(ImageEncoderConfig(name="efficientnet-lite0", c_dim=8, image_size=32,
+                                                     trainable_blocks=0)).eval()
     load_imagenet_weights(encoder.backbone)
     models = _train_models(tiny_dataset)[:3]
     spec = cache_spec(encoder, encoder_name="efficientnet-lite0", image_size=32, variants=2, seed=0)
@@ -369,7 +420,7 @@ def test_cli_data_features(tiny_dataset: Path, tmp_path: Path) -> None:
     assert report["models"] == 14 and report["spec"]["encoder"] == "efficientnet-lite0"
     assert len(list(Path(report["folder"]).rglob("*.npy"))) == 14
     assert Path(report["folder"]).parent == root / ".features"
-    bad = runner.invoke(app, [*args[:-1], "--set", "model.image_encoder.trainable_blocks=2"])
+    bad = runner.invoke(app, [*args[:-1], "--set", "model.image_encoder.trainable_blocks=-1"])
     assert bad.exit_code == 1 and "frozen trunk" in bad.output
 
 

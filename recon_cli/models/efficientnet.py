@@ -152,6 +152,18 @@ class EfficientNetLite0Encoder(TrunkFreezing, nn.Module):
         fmap = self.backbone(x)
         return fmap.mean(dim=(2, 3)), fmap
 
+    def normalise(self, x: Tensor) -> Tensor:
+        """The trunk's input normalisation."""
+        return (x - self.backbone.mean) / self.backbone.std
+
+    def run_unit(self, index: int, h: Tensor) -> Tensor:
+        """Unit ``index`` of :meth:`units`."""
+        return self.units()[index](h)
+
+    def pool(self, fmap: Tensor) -> Tensor:
+        """Global average pooling."""
+        return fmap.mean(dim=(2, 3))
+
     def project(self, pooled: Tensor) -> Tensor:
         """pooled feature (B, 1280) -> code (B, c_dim)."""
         return self.fc(pooled)

@@ -72,6 +72,52 @@ class TrunkFreezing:
             unit.eval()
         return self
 
+    # A trunk is ``normalise``, then its units in order (``run_unit``), then ``pool``:
+    # so a feature cache can hold the activation before the trained units (the tail)
+    # and training runs only the tail on it.
+
+    def normalise(self, x: Tensor) -> Tensor:  # pragma: no cover - defined by each encoder
+        raise NotImplementedError
+
+    def run_unit(self, index: int, h: Tensor) -> Tensor:  # pragma: no cover - defined by each encoder
+        raise NotImplementedError
+
+    def pool(self, fmap: Tensor) -> Tensor:  # pragma: no cover - defined by each encoder
+        raise NotImplementedError
+
+    def cache_tail(self) -> int:
+        """Trunk units trained on top of cached activations: ``trainable_blocks`` (0 = all frozen).
+
+        Raises ConfigError when no cache can serve (the whole trunk trains).
+        """
+        n = len(self.units())
+        if self.trainable_blocks < 0 or self.trainable_blocks >= n:
+            raise ConfigError(f"the feature cache needs frozen trunk units, but image_encoder.trainable_blocks="
+                              f"{self.trainable_blocks} trains all {n} (use 0 to {n - 1}, or data.feature_cache=false)")
+        return self.trainable_blocks
+
+    def cache_input(self, x: Tensor) -> Tensor:
+        """What the feature cache stores for images x (B, 3, S, S): the pooled feature when the
+        trunk is frozen, else the activation entering the trained tail (B, C, H, W)."""
+        tail = self.cache_tail()
+        if tail == 0:
+            return self.features(x)[0]
+        h = self.normalise(x)
+        for index in range(len(self.units()) - tail):
+            h = self.run_unit(index, h)
+        return h
+
+    def from_cached(self, cached: Tensor) -> Tensor:
+        """Code (B, c_dim) from what :meth:`cache_input` gave (the tail runs here, with gradients)."""
+        tail = self.cache_tail()
+        if tail == 0:
+            return self.project(cached)
+        n = len(self.units())
+        h = cached
+        for index in range(n - tail, n):
+            h = self.run_unit(index, h)
+        return self.project(self.pool(h))
+
 
 class ResNet18Encoder(TrunkFreezing, nn.Module):
     """ResNet18 (BasicBlock, [2, 2, 2, 2]) + global average pooling + linear map to ``c_dim``.
@@ -110,6 +156,20 @@ class ResNet18Encoder(TrunkFreezing, nn.Module):
         x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, stride=2, padding=1)
         fmap = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return fmap.mean(dim=(2, 3)), fmap
+
+    def normalise(self, x: Tensor) -> Tensor:
+        """ImageNet normalisation (what the trunk's first unit takes)."""
+        return (x - self.mean) / self.std
+
+    def run_unit(self, index: int, h: Tensor) -> Tensor:
+        """Unit ``index`` of :meth:`units` (the stem includes its ReLU and max pooling)."""
+        if index == 0:
+            return F.max_pool2d(F.relu(self.bn1(self.conv1(h))), 3, stride=2, padding=1)
+        return self.units()[index](h)
+
+    def pool(self, fmap: Tensor) -> Tensor:
+        """Global average pooling."""
+        return fmap.mean(dim=(2, 3))
 
     def project(self, pooled: Tensor) -> Tensor:
         """pooled feature (B, 8*width) -> code (B, c_dim)."""

@@ -73,6 +73,18 @@ class R2N2CNNEncoder(TrunkFreezing, nn.Module):
             x = F.max_pool2d(block(x), 2, ceil_mode=True)
         return F.adaptive_avg_pool2d(x, 2).flatten(1), x
 
+    def normalise(self, x: Tensor) -> Tensor:
+        """ImageNet normalisation."""
+        return (x - self.mean) / self.std
+
+    def run_unit(self, index: int, h: Tensor) -> Tensor:
+        """Block ``index`` and its 2x2 max pooling."""
+        return F.max_pool2d(self.blocks[index](h), 2, ceil_mode=True)
+
+    def pool(self, fmap: Tensor) -> Tensor:
+        """2x2 adaptive average pooling, flattened."""
+        return F.adaptive_avg_pool2d(fmap, 2).flatten(1)
+
     def project(self, pooled: Tensor) -> Tensor:
         """feature (B, 4*C) -> code (B, c_dim) (leaky ReLU, as the paper's FC layer)."""
         return F.leaky_relu(self.fc(pooled), 0.01)

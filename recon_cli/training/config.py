@@ -41,7 +41,8 @@ class DataConfig:
     val_max_models: int = 256  # evenly spaced subset of the val split (0 = all)
     val_n_points: int = 8192  # occupancy points per val object (0 = all 100k)
     val_batch_size: int = 32
-    # with a frozen image trunk (model.image_encoder.trainable_blocks=0): encode every training view once
+    # with frozen image trunk units (model.image_encoder.trainable_blocks=0, or N: the last N units train on
+    # cached activations): encode every training view once
     feature_cache: bool = True
     feature_variants: int = 2  # cached images per view: the whole view + (n-1) random crops (augment)
     feature_views: int = 0  # views cached per model, evenly spaced (0 = all): fewer for big datasets

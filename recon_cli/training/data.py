@@ -39,10 +39,12 @@ def _make_dataset(config: TrainConfig, root: Path, split: str, *, train: bool) -
     )
 
 
-def uses_feature_cache(config: TrainConfig) -> bool:
-    """Whether training reads cached image features (stage 1 with a frozen trunk and the cache on)."""
+def uses_feature_cache(config: TrainConfig, *, tail: bool = True) -> bool:
+    """Whether training reads cached image features: stage 1, the cache on, and a frozen trunk,
+    or (``tail``) a trunk whose last ``trainable_blocks`` units train on cached activations."""
     enc = config.model.image_encoder
-    return config.model.has_image_encoder and enc.trainable_blocks == 0 and config.data.feature_cache
+    frozen = enc.trainable_blocks >= 0 if tail else enc.trainable_blocks == 0
+    return config.model.has_image_encoder and frozen and config.data.feature_cache
 
 
 def wrap_training_items(config: TrainConfig, root: Path, dataset: Any, model: nn.Module,

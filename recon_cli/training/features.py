@@ -7,9 +7,16 @@ Layout, beside the dataset (or under ``data.feature_cache_dir``)::
 
 (``views``: every render, or ``data.feature_views`` evenly spaced ones.)
 
-``key`` is a hash of the trunk's weights (every tensor of its state dict) and
+With ``model.image_encoder.trainable_blocks`` = N > 0 the cache holds, instead
+of the pooled feature, the activation entering the last N trunk units (float16
+(views, variants, C, H, W)); training runs those N units on it with gradients, so
+fine-tuning the top of the trunk costs a few convolutions per sample, not a
+whole trunk pass.
+
+``key`` is a hash of the trunk's frozen weights (every tensor of its state dict
+but the final linear layer and the N trained units) and
 of the image preprocessing (encoder name, image size, resize filter, number of
-variants, crop range, seed, format version): a change of either gives a new
+variants, crop range, seed, N, format version): a change of either gives a new
 folder, so a stale cache is never read. Each model file is written atomically
 and existing ones are kept, so an interrupted run resumes where it stopped.
 
@@ -49,10 +56,14 @@ CACHE_DIRNAME = ".features"
 
 
 def trunk_fingerprint(encoder: nn.Module) -> str:
-    """SHA-256 of the encoder's trunk weights (everything but the final linear layer)."""
+    """SHA-256 of the encoder's frozen trunk weights: everything but the final linear layer
+    and the trunk units trained on top of the cache (:meth:`TrunkFreezing.cache_tail`)."""
+    tail = encoder.cache_tail()
+    trained = {id(t) for unit in encoder.units()[len(encoder.units()) - tail:] if tail
+               for t in unit.state_dict(keep_vars=True).values()}
     digest = hashlib.sha256()
-    for name, value in sorted(encoder.state_dict().items()):
-        if name.startswith("fc."):
+    for name, value in sorted(encoder.state_dict(keep_vars=True).items()):
+        if name.startswith("fc.") or id(value) in trained:
             continue
         digest.update(name.encode())
         digest.update(value.detach().cpu().contiguous().numpy().tobytes())
@@ -74,6 +85,9 @@ def cache_spec(encoder: nn.Module, *, encoder_name: str, image_size: int, varian
     if photo_variants:
         spec["photo_variants"] = int(photo_variants)
         spec["photo_format"] = PHOTO_FORMAT_VERSION
+    tail = encoder.cache_tail()
+    if tail:  # activations entering the last `tail` trunk units instead of pooled features
+        spec["tail_units"] = int(tail)
     return spec
 
 
@@ -140,7 +154,8 @@ def build_feature_cache(root: str | Path, models: Sequence[tuple[str, str]], enc
                         batch_size: int = 48) -> Path:
     """Encode the views of ``models`` ((synset, model) pairs) missing from the cache; returns its folder.
 
-    The encoder runs in eval mode and float32 (the pooled feature of ``encoder.features``).
+    The encoder runs in eval mode and float32 (:meth:`TrunkFreezing.cache_input`: the pooled
+    feature, or the activation entering the trained tail units).
     """
     root = Path(root)
     folder = cache_dir(root, spec, base)
@@ -156,9 +171,10 @@ def build_feature_cache(root: str | Path, models: Sequence[tuple[str, str]], enc
             path = folder / synset / f"{model}.npy"
             if not path.is_file():
                 images = _view_images(root / synset / model, f"{synset}/{model}", spec)
-                pooled = [encoder.features(torch.stack(images[i:i + batch_size]).to(device))[0].float().cpu()
-                          for i in range(0, len(images), batch_size)]
-                feats = torch.cat(pooled).view(-1, spec_variants(spec), pooled[0].shape[-1])  # (V, K, D)
+                encoded = [encoder.cache_input(torch.stack(images[i:i + batch_size]).to(device)).float().cpu()
+                           for i in range(0, len(images), batch_size)]
+                feats = torch.cat(encoded)
+                feats = feats.view(-1, spec_variants(spec), *feats.shape[1:])  # (V, K, D) or (V, K, C, H, W)
                 with atomic_path(path) as tmp, open(tmp, "wb") as fh:
                     np.save(fh, feats.numpy().astype(np.float16))
             if on_progress is not None:
@@ -169,7 +185,8 @@ def build_feature_cache(root: str | Path, models: Sequence[tuple[str, str]], enc
 
 
 def load_feature_cache(folder: Path, models: Sequence[tuple[str, str]]) -> tuple[Tensor, Tensor]:
-    """features (M, V_max, K, D) float16 and per-model view counts (M,) of ``models``."""
+    """features (M, V_max, K, *D) float16 and per-model view counts (M,) of ``models``
+    (D: the pooled feature's size, or the (C, H, W) of a cached activation)."""
     arrays = []
     for synset, model in models:
         path = folder / synset / f"{model}.npy"
@@ -180,18 +197,19 @@ def load_feature_cache(folder: Path, models: Sequence[tuple[str, str]]) -> tuple
     if not arrays:
         return torch.zeros(0, 1, 1, 1, dtype=torch.float16), torch.zeros(0, dtype=torch.long)
     v_max = max(a.shape[0] for a in arrays)
-    _, k, d = arrays[0].shape
-    out = torch.zeros(len(arrays), v_max, k, d, dtype=torch.float16)
+    trailing = arrays[0].shape[1:]
+    out = torch.zeros(len(arrays), v_max, *trailing, dtype=torch.float16)
     for i, a in enumerate(arrays):
-        if a.shape[1:] != (k, d):
-            raise DatasetError(f"feature cache file has shape {a.shape}, expected (*, {k}, {d})",
+        if a.shape[1:] != trailing:
+            raise DatasetError(f"feature cache file has shape {a.shape}, expected (*, {', '.join(map(str, trailing))})",
                                path=folder / models[i][0] / f"{models[i][1]}.npy")
         out[i, : a.shape[0]] = torch.from_numpy(a)
     return out, torch.as_tensor([a.shape[0] for a in arrays])
 
 
 class CachedFeatureItems(WrappedItems):
-    """A training reader (built without images) whose items carry a cached ``feature`` (D,) instead.
+    """A training reader (built without images) whose items carry a cached ``feature`` (D,) or
+    (C, H, W) instead.
 
     The view is drawn uniformly, the variant uniformly when ``augment`` (else 0),
     from torch's generator, so :class:`~recon_cli.training.sampler.SeededItems` makes them deterministic.
@@ -225,14 +243,13 @@ def build_features_for_config(root: str | Path, config: Any, *, splits: Sequence
     enc_cfg, d = config.model.image_encoder, config.data
     if not config.model.has_image_encoder:
         raise ConfigError(f"model {config.model.name} has no image stage")
-    if enc_cfg.trainable_blocks != 0:
-        raise ConfigError("the feature cache needs a frozen trunk (model.image_encoder.trainable_blocks=0)")
     root = Path(root)
     if not root.is_dir():
         raise DatasetError("no such dataset folder", path=root)
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     encoder = build_image_encoder(enc_cfg)
+    encoder.cache_tail()  # ConfigError when the whole trunk trains
     init_image_encoder(encoder, enc_cfg)
     models: list[tuple[str, str]] = []
     for split in splits:

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from recon_cli.errors import ConfigError, DatasetError, ReconError
 from recon_cli.training.config import EventFn, TrainConfig, TrainResult, config_to_yaml
-from recon_cli.training.data import _loader, _make_dataset, _to, _workers, wrap_training_items
+from recon_cli.training.data import _loader, _make_dataset, _to, _workers, uses_feature_cache, wrap_training_items
 from recon_cli.training.distributed import DistInfo, _all_reduce_sum, _init_distributed, resolve_device
 from recon_cli.training.finetune import FinetuneMixin
 from recon_cli.training.sampler import SeededItems, StepBatchSampler
@@ -42,19 +42,20 @@ class TrainNet(nn.Module):
     through the wrapper's forward and its gradients are synchronised.
     """
 
-    def __init__(self, model: nn.Module, stages: tuple[int, ...]) -> None:
+    def __init__(self, model: nn.Module, stages: tuple[int, ...], *, cached: bool = False) -> None:
         super().__init__()
         self.model = model
         self.stages = stages
+        self.cached = cached
 
     def forward(self, points: Tensor, occ: Tensor, image: Tensor | None, cloud: Tensor | None) -> Tensor:
-        """points (B,N,3), occ (B,N), image (B,3,S,S) or cached pooled features (B,D), cloud (B,P,3)
-        -> losses (n_stages,)."""
+        """points (B,N,3), occ (B,N), image (B,3,S,S) or (``cached``) what the feature cache holds
+        (pooled (B,D) or the trained tail's input (B,C,H,W)), cloud (B,P,3) -> losses (n_stages,)."""
         losses = []
         for stage in self.stages:
             stage_model = self.model.stage(stage)
-            if stage == 1 and image is not None and image.dim() == 2:  # cached trunk features
-                logits = stage_model.decode(points, stage_model.encoder.project(image))  # (B, N)
+            if stage == 1 and image is not None and self.cached:
+                logits = stage_model.decode(points, stage_model.encoder.from_cached(image))  # (B, N)
             else:
                 logits = stage_model(points, image if stage == 1 else cloud)  # (B, N)
             losses.append(occupancy_loss(logits, occ))
@@ -311,7 +312,7 @@ class Trainer(CheckpointMixin, ValidationMixin, FinetuneMixin):
 
     def _step_net(self, phase: Phase, model: nn.Module) -> nn.Module:
         """The module whose forward gives the step's losses (what DDP wraps)."""
-        return TrainNet(model, phase.stages)
+        return TrainNet(model, phase.stages, cached=uses_feature_cache(self.config))
 
     def _stop_votes(self, flag: _StopFlag, t0: float, *, capped: bool) -> Tensor:
         votes = torch.zeros(3)

@@ -205,7 +205,7 @@ class VoxelTrainer(Trainer):
         for ds in (train_set, val_set):
             for synset, model_id, reason in ds.skipped:
                 self.emit({"type": "warning", "text": f"{ds.split}: skipping {synset}/{model_id}: {reason}"})
-        if uses_feature_cache(cfg):
+        if uses_feature_cache(cfg, tail=False):
             from recon_cli.training.features import build_feature_cache, config_spec, load_feature_cache
 
             spec = config_spec(model.encoder, cfg)
