@@ -199,6 +199,30 @@ def test_training_keeps_frozen_units_and_trains_the_last(tiny_dataset: Path, tmp
         assert np.load(cached[0]).shape[2:] == (320, 1, 1)
 
 
+def test_fine_tuning_starts_from_weights_trained_frozen(tiny_dataset: Path, tmp_path: Path) -> None:
+    """init_weights accepts a checkpoint that differs only in training-only encoder settings
+    (trainable_blocks, init), and the run starts from exactly its weights."""
+    base = [*LITE_SMALL, "model.image_encoder.init=imagenet", "val_every=100",
+            f"data.feature_cache_dir={tmp_path / 'cache'}"]
+    frozen = train(resolve_config(model="onet", overrides=[*base, "steps=2"]), data_root=tiny_dataset,
+                   out_dir=tmp_path / "frozen")
+    tuned = train(resolve_config(model="onet", overrides=[
+        *base, "steps=1", "optim.lr=1e-12", "model.image_encoder.trainable_blocks=2",
+        "model.image_encoder.init=''", f"init_weights={frozen.last_path}"]), data_root=tiny_dataset,
+        out_dir=tmp_path / "tuned")
+    from recon_cli.io.checkpoint import load_checkpoint
+
+    a, _, _ = load_checkpoint(frozen.last_path)
+    b, cfg, _ = load_checkpoint(tuned.last_path)
+    assert cfg.image_encoder.trainable_blocks == 2
+    for name in ("fc.weight", "backbone.blocks.3.project.conv.weight", "backbone.head.conv.weight"):
+        assert torch.allclose(a.stage1.encoder.state_dict()[name], b.stage1.encoder.state_dict()[name], atol=1e-6)
+    with pytest.raises(CheckpointError, match="decoder1.hidden"):
+        train(resolve_config(model="onet", overrides=[*base, "steps=1", "model.decoder1.hidden=8",
+                                                      f"init_weights={frozen.last_path}"]),
+              data_root=tiny_dataset, out_dir=tmp_path / "bad")
+
+
 @pytest.mark.parametrize("name", ["efficientnet-lite0", "resnet18", "r2n2-cnn"])
 def test_cached_tail_gives_the_encoders_code(name: str) -> None:
     """cache_input then from_cached == forward, for every trainable_blocks the cache can serve."""

@@ -83,7 +83,7 @@ class CheckpointMixin:
         from recon_cli.io.checkpoint import load_checkpoint
 
         loaded, cfg, _ = load_checkpoint(path, device="cpu")
-        mine, theirs = to_dict(self.config.model), to_dict(cfg)
+        mine, theirs = _architecture(to_dict(self.config.model)), _architecture(to_dict(cfg))
         if mine != theirs:
             differ = sorted(_differences(mine, theirs))
             raise CheckpointError("init_weights: its model config differs from this run's "
@@ -111,6 +111,20 @@ class CheckpointMixin:
         self.last_val = extra.get("last_val")
         set_rng_state(extra["rng"])
         return extra
+
+
+#: Model settings that only govern training (which trunk units train, where their first weights
+#: came from): a run may start from weights trained with other values of these.
+TRAINING_ONLY = (("image_encoder", "trainable_blocks"), ("image_encoder", "init"))
+
+
+def _architecture(model_config: dict[str, Any]) -> dict[str, Any]:
+    """A model config dict without its :data:`TRAINING_ONLY` settings."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in model_config.items()}
+    for section, key in TRAINING_ONLY:
+        if isinstance(out.get(section), dict):
+            out[section].pop(key, None)
+    return out
 
 
 def _differences(a: Any, b: Any, prefix: str = "model") -> list[str]:
