@@ -11,7 +11,10 @@ the windows), samples per process-CPU second (the main process; doccnet-cpu's
 loader worker process is not counted, which favours the old config), decoder
 query points per second (samples/s x n_points x decoders trained), and for
 doccnet-lite the one-off feature-cache build (images/s). ``ratio`` is
-lite / cpu of the median samples/s.
+lite / cpu of the median samples/s. The two decoders alone (random codes, same
+batch, points and precision) are timed too: ``decoders_share_of_step`` is their
+share of a training step, and ``max_ratio_with_a_free_image_stage`` the most any
+config training these decoders on as many points could gain over doccnet-cpu.
 
 Data: ``RECON_BENCH_DATA`` (a dataset root), else a procedural dataset of
 3 models per category generated in a temporary folder.
@@ -84,6 +87,41 @@ def _round(config: str, data: Path, out: Path, steps: int, log_every: int, quick
     return result
 
 
+def _decoder_seconds(config: str, quick: bool, steps: int) -> float:
+    """Seconds per training step of the config's two decoders alone (forward + backward + Adam, the
+    config's batch, query points and precision; random codes, so no encoder and no data loading)."""
+    import torch
+
+    from recon_cli.models import build_model
+    from recon_cli.runtime.decoder_kernel import native_bf16
+    from recon_cli.training import resolve_config
+
+    cfg = resolve_config(config_file=config, overrides=_overrides(quick, 10))
+    model = build_model(cfg.model).train()
+    decoders = [model.stage(s).decoder for s in (1, 2) if (cfg.model.has_stage1, cfg.model.has_stage2)[s - 1]]
+    params = [p for d in decoders for p in d.parameters()]
+    optimizer = torch.optim.Adam(params, lr=1e-4)
+    b, n = cfg.optim.batch_size, cfg.data.n_points
+    gen = torch.Generator().manual_seed(0)
+    points, occ = torch.rand(b, n, 3, generator=gen) - 0.5, (torch.rand(b, n, generator=gen) > 0.5).float()
+    codes = [torch.randn(b, d.c_dim, generator=gen) for d in decoders]
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16())
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = sum(torch.nn.functional.binary_cross_entropy_with_logits(d(points, c).float(), occ)
+                       for d, c in zip(decoders, codes))
+        loss.backward()
+        optimizer.step()
+
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
 def run(quick: bool) -> dict[str, Any]:
     """Alternating rounds of both configs; JSON-ready figures."""
     import torch
@@ -108,8 +146,17 @@ def run(quick: bool) -> dict[str, Any]:
             "n_points": first["n_points"], "batch_size": first["batch_size"], "precision": first["precision"],
             "rounds": rs,
         }
+    for name in CONFIGS:  # what the two decoders alone cost: the part both configs share
+        dec = _decoder_seconds(name, quick, 2 if quick else 10)
+        per_sample = dec / summary[name]["batch_size"]
+        summary[name]["decoders_s_per_step"] = round(dec, 4)
+        summary[name]["decoders_share_of_step"] = round(per_sample * summary[name]["samples_per_s_median"], 3)
     cpu, lite = summary["doccnet-cpu"], summary["doccnet-lite"]
+    # an image stage that cost nothing would still leave the decoders: the most any config with these
+    # decoders and query points can gain over doccnet-cpu
+    ceiling = 1.0 / (lite["decoders_s_per_step"] / lite["batch_size"]) / cpu["samples_per_s_median"]
     return {"configs": summary, "steps_per_round": steps, "rounds": rounds,
+            "max_ratio_with_a_free_image_stage": round(ceiling, 2),
             "same_query_points": cpu["n_points"] == lite["n_points"],
             "ratio_samples_per_s_median": round(lite["samples_per_s_median"] / cpu["samples_per_s_median"], 2),
             "ratio_samples_per_cpu_s": round(lite["samples_per_cpu_s"] / cpu["samples_per_cpu_s"], 2),

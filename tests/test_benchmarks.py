@@ -65,3 +65,6 @@ def test_quick_train_benchmark_measures_both_configs() -> None:
         assert config["samples_per_s_median"] > 0 and config["n_points"] == 1024
     assert doc["configs"]["doccnet-lite"]["rounds"][0]["feature_cache"]["models"] > 0
     assert doc["ratio_samples_per_s_median"] > 0
+    for config in doc["configs"].values():  # the decoders alone are part of a step, never more
+        assert config["decoders_s_per_step"] > 0 and 0 < config["decoders_share_of_step"] < 1.5
+    assert doc["max_ratio_with_a_free_image_stage"] > 0
