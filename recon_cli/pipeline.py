@@ -42,8 +42,6 @@ ProgressFn = Callable[[str, int, int], None]
 
 #: Surface threshold of checkpoints that store none (the OccNet papers' 0.2).
 DEFAULT_THRESHOLD = 0.2
-#: Lowest threshold an empty stage-1 mesh is extracted again at to give stage 2 its points.
-STAGE1_RETRY_FLOOR = 0.02
 
 
 def tuned_threshold(backend: Any, stages: str) -> float:
@@ -299,27 +297,24 @@ class Reconstructor:
 
         return evaluate
 
-    def extract(self, stage: int, codes: torch.Tensor, *, upsampling_steps: int | None = None, final: bool = False,
-                level: float | None = None) -> tuple[list[trimesh.Trimesh], list[int]]:
+    def extract(self, stage: int, codes: torch.Tensor, *, upsampling_steps: int | None = None, final: bool = False
+                ) -> tuple[list[trimesh.Trimesh], list[int]]:
         """Meshes of ``stage`` for codes (B, c): batched MISE then marching cubes; (meshes, n_evaluated).
 
-        ``final``: see :meth:`_eval_fn`. ``level``: a logit other than the options' threshold (not
-        with ``final``, whose reduced-precision margin is placed around the options' level).
+        ``final``: see :meth:`_eval_fn`.
         """
-        if final and level is not None:
-            raise ValueError("a final extraction uses the options' threshold")
         exact = None
         if final and getattr(self.backend, "precision", "float32") == "mixed":
             def exact(queries: Sequence[np.ndarray]) -> list[np.ndarray]:
                 return self.backend.decode_many(stage, queries, codes)  # no level: float32
 
         return self.extract_field(self._eval_fn(stage, codes, final=final), len(codes),
-                                  upsampling_steps=upsampling_steps, exact=exact, level=level)
+                                  upsampling_steps=upsampling_steps, exact=exact)
 
     def extract_field(self, evaluate: Callable[[Sequence[np.ndarray]], list[np.ndarray]], n_shapes: int, *,
                       upsampling_steps: int | None = None,
-                      exact: Callable[[Sequence[np.ndarray]], list[np.ndarray]] | None = None,
-                      level: float | None = None) -> tuple[list[trimesh.Trimesh], list[int]]:
+                      exact: Callable[[Sequence[np.ndarray]], list[np.ndarray]] | None = None
+                      ) -> tuple[list[trimesh.Trimesh], list[int]]:
         """Meshes of ``n_shapes`` fields given by a batched ``evaluate`` (per-shape points -> logits).
 
         ``exact`` (mixed precision): a float32 evaluation, used again on every evaluated lattice point
@@ -327,16 +322,15 @@ class Reconstructor:
         cubes places its vertices from float32 values (:func:`_exact_surface_values`).
         """
         opt = self.options
-        level = opt.level if level is None else level
         steps = opt.upsampling_steps if upsampling_steps is None else upsampling_steps
-        results = mise_batched(evaluate, n_shapes, opt.resolution0, steps, level, padding=opt.padding)
+        results = mise_batched(evaluate, n_shapes, opt.resolution0, steps, opt.level, padding=opt.padding)
         if exact is not None:
-            _exact_surface_values(results, exact, level, final_resolution(opt.resolution0, steps), opt.padding)
+            _exact_surface_values(results, exact, opt.level, final_resolution(opt.resolution0, steps), opt.padding)
         meshes = []
         mc = self._mc_backend()
         for res in results:
             values = torch.from_numpy(res.values).to(self.backend.device) if mc == "torch" else res.values
-            meshes.append(grid_to_mesh(values, level, padding=opt.padding, backend=mc))
+            meshes.append(grid_to_mesh(values, opt.level, padding=opt.padding, backend=mc))
         return meshes, [r.n_evaluated for r in results]
 
     def _use_stage2(self) -> bool:
@@ -374,31 +368,8 @@ class Reconstructor:
         t = time.perf_counter()
         steps1 = self._stage1_steps()
         meshes1, n1 = self.extract(1, codes, upsampling_steps=steps1, final=not self._use_stage2())
-        if self._use_stage2():
-            self._retry_empty_stage1(codes, meshes1, n1, steps1)
         timings["stage1"] = time.perf_counter() - t
         return self._complete(meshes1, n1, timings, start)
-
-    def _retry_empty_stage1(self, codes: torch.Tensor, meshes1: list[trimesh.Trimesh], n1: list[int],
-                            steps1: int | None) -> None:
-        """Give stage 2 points where the stage-1 mesh is empty (in place).
-
-        In the chain the stage-1 mesh is only where stage 2's 300 points come from, and an empty one
-        makes the whole reconstruction empty. A thin object (a lamp's stem and shade) can stay just
-        below the threshold everywhere while its occupancy still peaks on the object, so those shapes
-        are extracted again at lower thresholds (half the probability each time, down to
-        :data:`STAGE1_RETRY_FLOOR`) until a surface appears. The final surface keeps the threshold.
-        """
-        base = DEFAULT_THRESHOLD if self.options.threshold is None else self.options.threshold
-        threshold = base / 2
-        empty = [i for i, m in enumerate(meshes1) if len(m.faces) == 0]
-        while empty and threshold >= STAGE1_RETRY_FLOOR:
-            again, n = self.extract(1, codes[empty], upsampling_steps=steps1, level=probability_to_logit(threshold))
-            for i, mesh, k in zip(empty, again, n):
-                meshes1[i] = mesh
-                n1[i] += k
-            empty = [i for i in empty if len(meshes1[i].faces) == 0]
-            threshold /= 2
 
     def _stage1_steps(self) -> int | None:
         """MISE steps of the stage-1 mesh: coarser when it only feeds stage 2 (see ExtractOptions)."""
