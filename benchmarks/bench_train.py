@@ -97,25 +97,24 @@ def _decoder_seconds(config: str, quick: bool, steps: int) -> float:
     import torch
 
     from recon_cli.models import build_model
-    from recon_cli.runtime.decoder_kernel import native_bf16
     from recon_cli.training import resolve_config
+    from recon_cli.training.loop import autocast_dtype, occupancy_loss
 
     cfg = resolve_config(config_file=config, overrides=_overrides(quick, 10))
     model = build_model(cfg.model).train()
-    decoders = [model.stage(s).decoder for s in (1, 2) if (cfg.model.has_stage1, cfg.model.has_stage2)[s - 1]]
+    decoders = [model.stage(s).decoder for s, has in ((1, cfg.model.has_stage1), (2, cfg.model.has_stage2)) if has]
     params = [p for d in decoders for p in d.parameters()]
     optimizer = torch.optim.Adam(params, lr=1e-4)
     b, n = cfg.optim.batch_size, cfg.data.n_points
     gen = torch.Generator().manual_seed(0)
     points, occ = torch.rand(b, n, 3, generator=gen) - 0.5, (torch.rand(b, n, generator=gen) > 0.5).float()
     codes = [torch.randn(b, d.c_dim, generator=gen) for d in decoders]
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16())
+    dtype = autocast_dtype(cfg.precision, torch.device("cpu"))
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = sum(torch.nn.functional.binary_cross_entropy_with_logits(d(points, c).float(), occ)
-                       for d, c in zip(decoders, codes))
+        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            loss = sum(occupancy_loss(d(points, c), occ) for d, c in zip(decoders, codes))
         loss.backward()
         optimizer.step()
 

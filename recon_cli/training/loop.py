@@ -35,6 +35,20 @@ def occupancy_loss(logits: Tensor, occ: Tensor) -> Tensor:
     return loss.sum(-1).mean()
 
 
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype training uses for ``precision`` (fp32|bf16|auto) on ``device``; None = float32.
+
+    On CUDA anything but fp32 is bf16; on the CPU ``auto`` is bf16 only where the CPU multiplies bf16
+    natively (emulated bf16 is ~10x slower).
+    """
+    if device.type == "cuda":
+        return None if precision == "fp32" else torch.bfloat16
+    from recon_cli.runtime.decoder_kernel import native_bf16
+
+    bf16 = precision == "bf16" or (precision == "auto" and native_bf16())
+    return torch.bfloat16 if bf16 else None
+
+
 class TrainNet(nn.Module):
     """The network of one training step: losses of the trained stages, stacked.
 
@@ -115,13 +129,7 @@ class Trainer(CheckpointMixin, ValidationMixin, FinetuneMixin):
                 f"optim.batch_size ({config.optim.batch_size}) must be divisible by the number of "
                 f"processes ({info.world_size})"
             )
-        if device.type == "cuda":
-            self.autocast_dtype = None if config.precision == "fp32" else torch.bfloat16
-        else:  # auto: bf16 only where the CPU multiplies bf16 natively (emulated bf16 is ~10x slower)
-            from recon_cli.runtime.decoder_kernel import native_bf16
-
-            bf16 = config.precision == "bf16" or (config.precision == "auto" and native_bf16())
-            self.autocast_dtype = torch.bfloat16 if bf16 else None
+        self.autocast_dtype = autocast_dtype(config.precision, device)
 
     # ----------------------------------------------------------------- helpers
     def emit(self, event: dict[str, Any]) -> None:
