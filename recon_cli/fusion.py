@@ -85,6 +85,12 @@ def pooled_input_points(meshes: Sequence[trimesh.Trimesh], n: int, rng: np.rando
     return pooled[farthest_point_sampling(pooled, n, rng)].astype(np.float32)
 
 
+def _seed_key(views: torch.Tensor) -> torch.Tensor:
+    """What seeds an object's stage-2 points: its views, or its image when it has one view (so that
+    one view gives what :meth:`Reconstructor.reconstruct_images` gives)."""
+    return views[0] if len(views) == 1 else views
+
+
 class MultiViewReconstructor(Reconstructor):
     """A :class:`Reconstructor` that also fuses several views of each object into one mesh."""
 
@@ -130,7 +136,7 @@ class MultiViewReconstructor(Reconstructor):
             meshes1, n1 = self.extract(1, fused, upsampling_steps=steps1)
         elif fusion == "chain":
             timings["stage1"] = time.perf_counter() - t
-            return self._chain(codes, counts, timings, start)
+            return self._chain(codes, torch.cat(sets), counts, timings, start)
         elif fusion == "logits":
             evaluate = mean_over_views(self._eval_fn(1, codes), counts)
             meshes1, n1 = self.extract_field(evaluate, b, upsampling_steps=steps1)
@@ -138,23 +144,22 @@ class MultiViewReconstructor(Reconstructor):
             per_view, n_view = self.extract(1, codes, upsampling_steps=steps1)
             groups = [per_view[bounds[i]:bounds[i + 1]] for i in range(b)]
             n1 = [int(sum(n_view[bounds[i]:bounds[i + 1]])) for i in range(b)]
-            # seeded by each group's own meshes, not by its place in the batch
-            clouds = [pooled_input_points(g, self.backend.n_input_points,
-                                          self._rng(np.concatenate([np.asarray(m.vertices) for m in g])))
-                      for g in groups]
+            # seeded by each object's own views, not by its place in the batch (see Reconstructor._rng)
+            clouds = [pooled_input_points(g, self.backend.n_input_points, self._rng(_seed_key(views)))
+                      for g, views in zip(groups, sets, strict=True)]
             meshes1 = [g[0] if len(g) == 1 else trimesh.util.concatenate(list(g)) for g in groups]
         timings["stage1"] = time.perf_counter() - t
-        return self._complete(meshes1, n1, timings, start, clouds=clouds)
+        return self._complete(meshes1, n1, timings, start, clouds=clouds, keys=[_seed_key(v) for v in sets])
 
-    def _chain(self, codes: torch.Tensor, counts: list[int], timings: dict[str, float], start: float
-               ) -> list[Reconstruction]:
+    def _chain(self, codes: torch.Tensor, views: torch.Tensor, counts: list[int], timings: dict[str, float],
+               start: float) -> list[Reconstruction]:
         """Per-view chains up to the stage-2 codes, then the mean of the views' stage-2 logits."""
         from recon_cli.extract.postprocess import empty_mesh
 
         n_points = self.backend.n_input_points
         per_view, n_view = self.extract(1, codes, upsampling_steps=self._stage1_steps())
         t = time.perf_counter()
-        clouds = [sample_input_points(m, n_points, self._rng(np.asarray(m.vertices))) for m in per_view]
+        clouds = [sample_input_points(m, n_points, self._rng(view)) for m, view in zip(per_view, views, strict=True)]
         timings["sample"] = time.perf_counter() - t
         bounds = np.concatenate([[0], np.cumsum(counts)])
         usable = [[v for v in range(bounds[i], bounds[i + 1]) if len(clouds[v]) == n_points]

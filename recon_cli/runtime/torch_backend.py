@@ -8,24 +8,25 @@ points that ``threads`` single-threaded workers evaluate
 ``precision`` (float32, or bfloat16 on CPUs with native bf16). Chunks never mix
 shapes, so a shape's logits do not depend on what else is in the batch.
 
-``precision="mixed"`` (what ``auto`` picks on CPUs with native bf16) is float32
-where the numbers feed further computation and bfloat16 where only a surface's
-sign matters, corrected near it: a call of :meth:`TorchBackend.decode_many`
-that gives the extraction ``level`` (the final surface of a reconstruction) is
-evaluated in bfloat16, then every point whose logit lies within
-:data:`MIXED_BAND` of the level is evaluated again in float32; every other call
-(the intermediate stage-1 mesh that the 300 points of stage 2 are sampled from,
-raw logits) runs in float32. The reconstruction pipeline then re-evaluates in
-float32 the remaining evaluated points at the ends of the edges the surface
-crosses (``recon_cli.pipeline._exact_surface_values``), so marching cubes
-places every vertex from float32 values. The 300 points are therefore exactly
-those of the float32 path (a stage-2 mesh changes by IoU 0.89-0.99 with the
-choice of its 300 points alone), and the final mesh differs from the float32
-one only where a bfloat16 error beyond the band flips a sign (none on the
-example images: IoU 1.0, ``python -m benchmarks --only speed``). Most points
-MISE evaluates lie near the surface and need float32 anyway, so the gain is
-small (5-15% per image here); pure ``bfloat16`` is about 1.5x faster but its
-meshes differ (IoU 0.77-0.99 on the examples).
+``precision="mixed"`` (what ``auto`` picks on CPUs with native bf16) is bfloat16
+where only a surface's sign matters, corrected near it: a call of
+:meth:`TorchBackend.decode_many` that gives the extraction ``level`` (MISE
+cutting a mesh, for the final mesh and for the stage-1 mesh alike) is evaluated
+in bfloat16, then every point whose logit lies within :data:`MIXED_BAND` of the
+level is evaluated again in float32; a call without it (raw logits) runs in
+float32. The reconstruction pipeline then re-evaluates in float32 the remaining
+evaluated points at the ends of the edges the surface crosses
+(``recon_cli.pipeline._exact_surface_values``), so marching cubes places every
+vertex from float32 values. A mesh therefore differs from the float32 one only
+in the last bits of its vertices (chunks of other sizes round differently) and
+where a bfloat16 error beyond the band flips a sign (none on the example
+images). Stage 2's 300 points are drawn with the input image's random numbers
+(``recon_cli.pipeline.Reconstructor._rng``), so such a stage-1 mesh gives the
+same points to within those bits, and the final mesh matches the float32 one
+(IoU >= 0.999 on the examples, ``python -m benchmarks --only speed``). Most
+points MISE evaluates lie near the surface and need float32 anyway, which caps
+the gain; pure ``bfloat16`` is faster but its meshes differ (IoU 0.68-0.99 on
+the examples).
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class TorchBackend:
         """Per-shape points (M_i, 3) float32 and codes (B, c) -> per-shape logits (M_i,) float32.
 
         ``level``: the logit of the surface these values will be cut at, when
-        only their side of it and the values near it matter (a final mesh);
+        only their side of it and the values near it matter (a mesh cut at it);
         ``mixed`` precision then runs in bfloat16 and redoes the points within
         :data:`MIXED_BAND` of it in float32. Without it, ``mixed`` is float32.
         CPU only (fixed chunks per shape over the worker threads, torch at one
