@@ -380,7 +380,8 @@ def load_model(
         device: "auto" (CUDA when available), "cpu" or "cuda".
         threads: CPU threads of the networks (decoder workers, see ``recon reconstruct --threads``);
             None = ``$RECON_THREADS``, else 2 or fewer cores.
-        model: stages to run, as ``recon reconstruct --model``: "auto", "onet" (image stage only) or "doccnet";
+        model: stages to run, as ``recon reconstruct --model``: "auto", "onet" (image stage only), "doccnet"
+            or "blend" (both, the final field blended with stage 1's);
             "r2n2" loads the voxel model instead (the shipped ``weights/r2n2.pt`` when ``weights`` is None).
         quality: "draft" (65^3), "standard" (129^3) or "high" (257^3) extraction lattice;
             ``resolution`` / ``upsampling_steps`` override it.
@@ -404,8 +405,8 @@ def load_model(
 
     if quality not in QUALITY_PRESETS:
         raise InputError(f"unknown quality {quality!r}; valid: {', '.join(QUALITY_PRESETS)}")
-    if model not in ("auto", "onet", "doccnet", "r2n2"):
-        raise InputError(f"unknown model {model!r}; valid: auto, onet, doccnet, r2n2 "
+    if model not in ("auto", "onet", "doccnet", "blend", "r2n2"):
+        raise InputError(f"unknown model {model!r}; valid: auto, onet, doccnet, blend, r2n2 "
                          "(onet-pcl: use reconstruct_points)")
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")

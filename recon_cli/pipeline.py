@@ -33,8 +33,15 @@ from recon_cli.runtime.base import Backend
 #: quality name -> (resolution0, upsampling_steps): draft 65^3, standard 129^3, high 257^3 lattices.
 QUALITY_PRESETS: dict[str, tuple[int, int]] = {"draft": (32, 1), "standard": (32, 2), "high": (32, 3)}
 
-#: Valid ``stages`` values: "auto" (all the model has), "1" (image stage only), "1+2" (D-OccNet).
-STAGES = ("auto", "1", "1+2")
+#: Valid ``stages`` values: "auto" (all the model has, or the checkpoint's ``default_model``), "1"
+#: (image stage only), "1+2" (D-OccNet), "blend" (D-OccNet whose final field blends in stage 1's logits).
+STAGES = ("auto", "1", "1+2", "blend")
+
+#: ``blend``: the weight of stage 1's logits in the final field, stage 2's taking the rest. Chosen on
+#: validation (78 models of the training set's val split, weights 0-1 in steps of 0.25 by thresholds
+#: 0.2-0.5): 0.75 at 0.4 gave IoU .550 against .514 for the chain and .544 for stage 1 alone
+#: (weights/MODEL_CARD.md, "Blending the two stages").
+BLEND_STAGE1_WEIGHT = 0.75
 
 #: on_progress(phase, done, total): phase is "encode", "stage1", "sample", "stage2" or "mesh".
 ProgressFn = Callable[[str, int, int], None]
@@ -52,6 +59,8 @@ def tuned_threshold(backend: Any, stages: str) -> float:
         key = "onet"
     elif not has1:
         key = "onet-pcl"
+    elif stages == "blend":
+        key = "blend"
     else:
         key = "doccnet"
     return float(table.get(key, DEFAULT_THRESHOLD))
@@ -221,8 +230,13 @@ class Reconstructor:
         if stages not in STAGES:
             raise InputError(f"unknown stages {stages!r}; valid: {', '.join(STAGES)}")
         self.backend = backend
-        if stages == "auto" and getattr(backend, "default_model", None) == "onet" and getattr(backend, "has_stage1", True):
-            stages = "1"  # the checkpoint says stage 1 alone measured better (--model doccnet forces both)
+        default = getattr(backend, "default_model", None)
+        if stages == "auto" and getattr(backend, "has_stage1", True):
+            # the checkpoint says what measured best (--model doccnet / onet force one)
+            if default == "onet":
+                stages = "1"
+            elif default == "blend" and getattr(backend, "has_stage2", False):
+                stages = "blend"
         options = options if options is not None else ExtractOptions()
         if options.threshold is None:
             options = dataclasses.replace(options, threshold=tuned_threshold(backend, stages))
@@ -260,14 +274,15 @@ class Reconstructor:
             return self.options.mc_backend
         return "torch"
 
-    def _eval_fn(self, stage: int, codes: torch.Tensor, *, cut: bool = False
+    def _eval_fn(self, stage: int, codes: torch.Tensor, *, cut: bool = False, fast: bool = False
                  ) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
         """Eval function for MISE: per-shape point arrays -> per-shape logits.
 
         ``cut``: these values are only cut at the level into a mesh, so only their side
         of it and the values near it matter, and a backend may compute them in reduced
         precision away from the level (``precision="mixed"``); raw logits (averaged over
-        views, say) are asked for without it.
+        views, say) are asked for without it. ``fast``: a mixed-precision backend's bfloat16
+        values alone (the caller redoes a band itself, see :meth:`_blend_fns`).
 
         Each shape is decoded on its own, so its logits (down to the last bit) do not
         depend on which other shapes share the batch: a batched forward pass would pad
@@ -283,7 +298,7 @@ class Reconstructor:
             level = self.options.level if cut else None
 
             def evaluate_chunked(queries: Sequence[np.ndarray]) -> list[np.ndarray]:
-                out = decode_many(stage, queries, codes, level=level)
+                out = decode_many(stage, queries, codes, level=level, fast=fast)
                 for values in out:
                     _check_finite(values, stage)
                 return out
@@ -346,10 +361,40 @@ class Reconstructor:
             meshes.append(grid_to_mesh(values, opt.level, padding=opt.padding, backend=mc))
         return meshes, [r.n_evaluated for r in results]
 
+    def _blend_fns(self, codes1: torch.Tensor, codes2: torch.Tensor
+                   ) -> tuple[Callable[[Sequence[np.ndarray]], list[np.ndarray]],
+                              Callable[[Sequence[np.ndarray]], list[np.ndarray]] | None]:
+        """(evaluate, exact) of the blended field ``w * stage1 + (1 - w) * stage2`` (w =
+        :data:`BLEND_STAGE1_WEIGHT`) for MISE: in ``mixed`` precision both decoders run in bfloat16,
+        the points whose blend lies within the band of the level are redone in float32 (both
+        decoders), and ``exact`` (float32) serves the surface pass; otherwise ``exact`` is None."""
+        w = BLEND_STAGE1_WEIGHT
+        exact1, exact2 = self._eval_fn(1, codes1), self._eval_fn(2, codes2)
+
+        def exact(queries: Sequence[np.ndarray]) -> list[np.ndarray]:
+            return [w * a + (1.0 - w) * b for a, b in zip(exact1(queries), exact2(queries), strict=True)]
+
+        if getattr(self.backend, "precision", "float32") != "mixed" or self.backend.device.type != "cpu":
+            return exact, None
+        from recon_cli.runtime.torch_backend import MIXED_BAND
+
+        fast1, fast2 = self._eval_fn(1, codes1, fast=True), self._eval_fn(2, codes2, fast=True)
+        level = self.options.level
+
+        def evaluate(queries: Sequence[np.ndarray]) -> list[np.ndarray]:
+            values = [w * a + (1.0 - w) * b for a, b in zip(fast1(queries), fast2(queries), strict=True)]
+            band = [np.flatnonzero(np.abs(v - level) < MIXED_BAND) for v in values]
+            redo = exact([np.asarray(q, dtype=np.float32).reshape(-1, 3)[b] for q, b in zip(queries, band)])
+            for v, b, e in zip(values, band, redo):
+                v[b] = e
+            return values
+
+        return evaluate, exact
+
     def _use_stage2(self) -> bool:
         if self.stages == "1":
             return False
-        if self.stages == "1+2" and not self.backend.has_stage2:
+        if self.stages in ("1+2", "blend") and not self.backend.has_stage2:
             raise InputError("this model has no point-cloud stage (stage 2); use stages '1'")
         return self.backend.has_stage2
 
@@ -382,7 +427,7 @@ class Reconstructor:
         steps1 = self._stage1_steps()
         meshes1, n1 = self.extract(1, codes, upsampling_steps=steps1)
         timings["stage1"] = time.perf_counter() - t
-        return self._complete(meshes1, n1, timings, start, keys=list(images))
+        return self._complete(meshes1, n1, timings, start, keys=list(images), codes1=codes)
 
     def _stage1_steps(self) -> int | None:
         """MISE steps of the stage-1 mesh: coarser when it only feeds stage 2 (see ExtractOptions)."""
@@ -391,12 +436,15 @@ class Reconstructor:
 
     def _complete(self, meshes1: list[trimesh.Trimesh], n1: list[int], timings: dict[str, float], start: float,
                   *, clouds: list[np.ndarray] | None = None,
-                  keys: Sequence[torch.Tensor | np.ndarray] | None = None) -> list[Reconstruction]:
+                  keys: Sequence[torch.Tensor | np.ndarray] | None = None,
+                  codes1: torch.Tensor | None = None) -> list[Reconstruction]:
         """Stage-1 meshes -> Reconstructions: stage 2 on their 300 points when the model has it.
 
         ``clouds`` (one per shape) replaces the points sampled from ``meshes1``.
         ``keys`` (one per shape): what seeds the sampling of each shape's points, normally its
-        input image (:meth:`_input_rng`); without them, the stage-1 mesh's vertices.
+        input image (:meth:`_rng`); without them, the stage-1 mesh's vertices.
+        ``codes1`` (B, c1): the stage-1 codes the ``blend`` stages mix into the final field; without
+        them (fused clouds or logits) the final mesh is stage 2's.
         """
         b = len(meshes1)
         if not self._use_stage2():
@@ -415,7 +463,8 @@ class Reconstructor:
         if keep:
             self._progress("stage2", 0, b)
             t = time.perf_counter()
-            meshes2, n2 = self._stage2([clouds[i] for i in keep])
+            blend = None if codes1 is None or self.stages != "blend" else codes1[keep]
+            meshes2, n2 = self._stage2([clouds[i] for i in keep], blend)
             for i, mesh, n in zip(keep, meshes2, n2):
                 finals[i] = self._finish(mesh)
                 n_eval[i] += n
@@ -423,8 +472,14 @@ class Reconstructor:
         points = [cl if len(cl) else None for cl in clouds]
         return self._package(finals, meshes1, points, n_eval, timings, start)
 
-    def _stage2(self, clouds: Sequence[np.ndarray]) -> tuple[list[trimesh.Trimesh], list[int]]:
-        return self.extract(2, self._point_codes(clouds))
+    def _stage2(self, clouds: Sequence[np.ndarray], codes1: torch.Tensor | None = None
+                ) -> tuple[list[trimesh.Trimesh], list[int]]:
+        """Final meshes from the clouds' stage-2 codes, blended with ``codes1``'s stage 1 when given."""
+        codes2 = self._point_codes(clouds)
+        if codes1 is None:
+            return self.extract(2, codes2)
+        evaluate, exact = self._blend_fns(codes1, codes2)
+        return self.extract_field(evaluate, len(codes2), exact=exact)
 
     def _point_codes(self, clouds: Sequence[np.ndarray]) -> torch.Tensor:
         """Stage-2 codes (B, c2) of clouds (each (P, 3))."""

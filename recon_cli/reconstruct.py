@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from recon_cli.runtime.base import Backend
 
 #: --model -> Reconstructor stages ("2" = stage 2 only, on point clouds).
-MODEL_STAGES: dict[str, str] = {"auto": "auto", "onet": "1", "doccnet": "1+2", "onet-pcl": "2", "r2n2": "r2n2"}
+MODEL_STAGES: dict[str, str] = {"auto": "auto", "onet": "1", "doccnet": "1+2", "blend": "blend", "onet-pcl": "2",
+                                "r2n2": "r2n2"}
 
 #: File name of the default checkpoint, looked for in :func:`default_weight_dirs`.
 DEFAULT_WEIGHTS = "doccnet.pt"
@@ -212,7 +213,7 @@ def _stages(model: str, backend: Backend, *, points: bool) -> str:
         return "auto"
     if stages == "2" or not backend.has_stage1:
         raise InputError("an onet-pcl model reconstructs point clouds: give them with --points")
-    if stages in ("1+2",) and not backend.has_stage2:
+    if stages in ("1+2", "blend") and not backend.has_stage2:
         raise InputError("--model doccnet needs weights with both stages; these have only the image stage")
     return stages
 

@@ -162,6 +162,35 @@ def test_input_points_are_seeded_by_the_image(blob_backend: TorchBackend, monkey
     assert np.array_equal(again.points, second.points)
 
 
+def test_blend_cuts_the_weighted_sum_of_both_stages_logits(tmp_path: Path) -> None:
+    from recon_cli.pipeline import BLEND_STAGE1_WEIGHT
+
+    blob_backend = TorchBackend.from_checkpoint(make_checkpoint(tmp_path / "d.pt", "doccnet", small=True, nonempty=True),
+                                                threads=1)
+    with torch.no_grad():  # stage 2's blob a size larger than stage 1's, so that the blend is neither
+        blob_backend.model.stage2.decoder.fc_out.bias += 2.0
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(9))
+    rec = Reconstructor(blob_backend, options=FAST, stages="blend")
+    (got,) = rec.reconstruct_images(image)
+    (chain,) = Reconstructor(blob_backend, options=FAST, stages="1+2").reconstruct_images(image)
+    assert np.array_equal(got.points, chain.points)  # the same chain up to the final field
+    code1 = blob_backend.encode_image(image)
+    code2 = blob_backend.encode_points(torch.from_numpy(got.points)[None])
+    w = BLEND_STAGE1_WEIGHT
+
+    def field(queries):  # the blend, by the plain decoders
+        out = []
+        for q in queries:
+            pts = torch.from_numpy(np.asarray(q, np.float32))[None]
+            out.append((w * blob_backend.decode(1, pts, code1) + (1 - w) * blob_backend.decode(2, pts, code2))[0].numpy())
+        return out
+
+    (want,), _ = rec.extract_field(field, 1)
+    assert len(got.mesh.faces) > 0 and np.array_equal(got.mesh.faces, want.faces)
+    assert np.allclose(got.mesh.vertices, want.vertices, atol=1e-5)
+    assert len(got.mesh.faces) != len(chain.mesh.faces) or not np.allclose(got.mesh.vertices, chain.mesh.vertices)
+
+
 def test_farthest_point_sampling_small() -> None:
     pts = np.array([[0.0, 0, 0], [1, 0, 0], [0.1, 0, 0], [0.5, 0, 0]])
     idx = farthest_point_sampling(pts, 3, np.random.default_rng(1))

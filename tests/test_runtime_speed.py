@@ -213,9 +213,9 @@ def test_mixed_reconstruction_matches_float32_at_both_stages(tmp_path: Path) -> 
         backend = TorchBackend.from_checkpoint(path, threads=1, precision=precision)
         real = backend.decode_many
 
-        def spy(stage, queries, codes, *, level=None, _real=real):  # noqa: ANN001, ANN202
+        def spy(stage, queries, codes, *, level=None, fast=False, _real=real):  # noqa: ANN001, ANN202
             levels.append((stage, level))
-            return _real(stage, queries, codes, level=level)
+            return _real(stage, queries, codes, level=level, fast=fast)
 
         backend.decode_many = spy
         rec = Reconstructor(backend, options=ExtractOptions(resolution0=8, upsampling_steps=2))
@@ -229,6 +229,22 @@ def test_mixed_reconstruction_matches_float32_at_both_stages(tmp_path: Path) -> 
     assert np.abs(np.asarray(f32.stage1_mesh.vertices) - np.asarray(mixed.stage1_mesh.vertices)).max() < 1e-5
     assert np.abs(f32.points - mixed.points).max() < 1e-4
     assert np.array_equal(f32.mesh.faces, mixed.mesh.faces)
+    assert np.abs(np.asarray(f32.mesh.vertices) - np.asarray(mixed.mesh.vertices)).max() < 1e-4
+
+
+def test_mixed_blend_matches_float32(tmp_path: Path) -> None:
+    from recon_cli.pipeline import ExtractOptions, Reconstructor
+
+    path = make_checkpoint(tmp_path / "d.pt", "doccnet", small=True, nonempty=True)
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(6))
+    out = {}
+    for precision in ("float32", "mixed"):
+        backend = TorchBackend.from_checkpoint(path, threads=1, precision=precision)
+        rec = Reconstructor(backend, options=ExtractOptions(resolution0=8, upsampling_steps=2), stages="blend")
+        (out[precision],) = rec.reconstruct_images(image)
+        backend.close()
+    f32, mixed = out["float32"], out["mixed"]
+    assert len(f32.mesh.faces) > 0 and np.array_equal(f32.mesh.faces, mixed.mesh.faces)
     assert np.abs(np.asarray(f32.mesh.vertices) - np.asarray(mixed.mesh.vertices)).max() < 1e-4
 
 

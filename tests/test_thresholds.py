@@ -76,7 +76,7 @@ def test_tune_threshold_writes_the_best_threshold_per_mode(tiny_dataset: Path, t
                                       "--limit", "2", "-o", str(out), "--json", "--threads", "1"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert set(report["best"]) == {"onet", "doccnet"} and report["models"] == 2
+    assert set(report["best"]) == {"onet", "doccnet", "blend"} and report["models"] == 2
     for mode, row in report["table"].items():
         assert all(0.0 <= v <= 1.0 for v in row.values())
         assert report["best"][mode] == float(max(row, key=row.get))
@@ -85,6 +85,7 @@ def test_tune_threshold_writes_the_best_threshold_per_mode(tiny_dataset: Path, t
     assert extra["note"] == "random weights for tests"  # the rest of extra is kept
     backend = TorchBackend.from_checkpoint(out, threads=1)
     assert Reconstructor(backend, stages="1").options.threshold == report["best"]["onet"]
+    assert Reconstructor(backend, stages="blend").options.threshold == report["best"]["blend"]
     missing = CliRunner().invoke(app, ["tune-threshold", str(tmp_path / "nope.pt"), "--data", str(tiny_dataset)])
     assert missing.exit_code == 1 and "nope.pt" in missing.output
 
@@ -98,3 +99,7 @@ def test_checkpoint_default_model_decides_what_auto_runs(tmp_path: Path) -> None
     assert both.stages == "1+2" and both.options.threshold == 0.3
     plain = TorchBackend.from_checkpoint(make_checkpoint(tmp_path / "p.pt"), threads=1)
     assert Reconstructor(plain, stages="auto").stages == "auto"
+    blended = TorchBackend.from_checkpoint(make_checkpoint(tmp_path / "b.pt", thresholds={"doccnet": 0.3, "blend": 0.45},
+                                                           default_model="blend"), threads=1)
+    auto = Reconstructor(blended, stages="auto")
+    assert auto.stages == "blend" and auto.options.threshold == 0.45

@@ -13,7 +13,7 @@ from recon_cli.cli.options import threads_option, use_threads
 from recon_cli.io.choices import FUSION_STRATEGIES
 
 #: --model -> Reconstructor stages.
-MODEL_STAGES: dict[str, str] = {"auto": "auto", "onet": "1", "doccnet": "1+2", "r2n2": "r2n2"}
+MODEL_STAGES: dict[str, str] = {"auto": "auto", "onet": "1", "doccnet": "1+2", "blend": "blend", "r2n2": "r2n2"}
 
 HELP = """Score reconstructions on a split with the published protocol: IoU, Chamfer-L1/L2, normal
 consistency, F-score@0.5/1/2%, accuracy and completeness; per-category means, class mean, object mean.
@@ -94,9 +94,10 @@ def register(app: typer.Typer) -> None:
                                      help="Checkpoint (.pt) to evaluate (default: the shipped weights/doccnet.pt).",
                                      show_default=False),
         model: str = typer.Option("auto", "--model", callback=_one_of(MODEL_STAGES),
-                                  metavar="auto|onet|doccnet|r2n2",
-                                  help="Which network of the checkpoint: auto (all its stages), onet (stage 1 "
-                                       "only), doccnet (stages 1+2); r2n2 = the 3D-R2N2 voxel model (default "
+                                  metavar="auto|onet|doccnet|blend|r2n2",
+                                  help="Which network of the checkpoint: auto (what it measured best, else all "
+                                       "its stages), onet (stage 1 only), doccnet (stages 1+2), blend (stages 1+2, "
+                                       "final field blended with stage 1's); r2n2 = the 3D-R2N2 voxel model (default "
                                        "weights/r2n2.pt; --views N feeds it N views; adds its 32^3 voxel IoU)."),
         meshes: Path = typer.Option(None, "--meshes",
                                     help="Score existing meshes <DIR>/<synset>/<model>.{off,obj,ply,stl}.",

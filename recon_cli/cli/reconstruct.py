@@ -128,10 +128,11 @@ def register(app: typer.Typer) -> None:
         recursive: bool = typer.Option(False, "--recursive", "-r", help="Search folders (and ** globs) recursively."),
         fmt: str = typer.Option(None, "--format", callback=_one_of(FORMATS), metavar="obj|ply|stl|off|glb",
                                 help="Mesh format (default: from the -o suffix, else obj)."),
-        model: str = typer.Option("auto", "--model", callback=_one_of(["auto", "onet", "onet-pcl", "doccnet", "r2n2"]),
-                                  metavar="auto|onet|onet-pcl|doccnet|r2n2",
-                                  help="Stages to run: onet = image stage only; doccnet = both; auto = all the weights "
-                                       "have; r2n2 = the 3D-R2N2 voxel model (weights/r2n2.pt; --fuse feeds it "
+        model: str = typer.Option("auto", "--model", callback=_one_of(["auto", "onet", "onet-pcl", "doccnet", "blend", "r2n2"]),
+                                  metavar="auto|onet|onet-pcl|doccnet|blend|r2n2",
+                                  help="Stages to run: onet = image stage only; doccnet = both; blend = both, the "
+                                       "final surface cut from stage 2's and stage 1's occupancy blended; auto = "
+                                       "what the weights measured best (the shipped ones: blend); r2n2 = the 3D-R2N2 voxel model (weights/r2n2.pt; --fuse feeds it "
                                        "all views)."),
         weights: Path = typer.Option(None, "--weights", help="Checkpoint (default: the shipped weights/doccnet.pt, "
                                                              "or weights/r2n2.pt with --model r2n2)."),

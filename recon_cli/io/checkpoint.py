@@ -114,7 +114,7 @@ def default_thresholds(extra: dict[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     stored = extra.get("thresholds") if isinstance(extra, dict) else None
     if isinstance(stored, dict):
-        for key in ("doccnet", "onet", "onet-pcl", "r2n2"):
+        for key in ("doccnet", "blend", "onet", "onet-pcl", "r2n2"):
             value = stored.get(key)
             if isinstance(value, (int, float)) and 0.0 < float(value) < 1.0:
                 out[key] = float(value)
@@ -122,10 +122,10 @@ def default_thresholds(extra: dict[str, Any]) -> dict[str, float]:
 
 
 def default_model(extra: dict[str, Any]) -> str | None:
-    """The model mode ``--model auto`` runs for a checkpoint: ``extra["default_model"]`` ("onet" or
-    "doccnet"), chosen by measurement when the weights were made; None = all its stages."""
+    """The model mode ``--model auto`` runs for a checkpoint: ``extra["default_model"]`` ("onet",
+    "doccnet" or "blend"), chosen by measurement when the weights were made; None = all its stages."""
     value = extra.get("default_model") if isinstance(extra, dict) else None
-    return value if value in ("onet", "doccnet") else None
+    return value if value in ("onet", "doccnet", "blend") else None
 
 
 def non_finite_tensors(tensors: dict[str, Any]) -> list[str]:

@@ -234,12 +234,13 @@ class OnnxBackend:
                  for i in range(0, n, step)]
         return torch.cat(parts, dim=1)
 
-    def decode_many(self, stage: int, queries: Sequence[np.ndarray], codes: Tensor, *, level: float | None = None
-                    ) -> list[np.ndarray]:
+    def decode_many(self, stage: int, queries: Sequence[np.ndarray], codes: Tensor, *, level: float | None = None,
+                    fast: bool = False) -> list[np.ndarray]:
         """Per-shape points (M_i, 3) float32 and codes (B, c) -> per-shape logits (M_i,); CPU provider only.
 
-        Each shape's points go in fixed chunks of ``cpu_chunk`` over the worker threads. ``level`` is
-        accepted for the backend protocol (see TorchBackend.decode_many) and unused: always float32.
+        Each shape's points go in fixed chunks of ``cpu_chunk`` over the worker threads. ``level`` and
+        ``fast`` are accepted for the backend protocol (see TorchBackend.decode_many) and unused: always
+        float32.
         """
         if len(queries) != len(codes):
             raise ValueError(f"{len(queries)} point sets for {len(codes)} codes")

@@ -123,14 +123,16 @@ class TorchBackend:
             kernel = self._kernels[stage, precision] = DecoderKernel(self.model.stage(stage).decoder, precision)
         return kernel
 
-    def decode_many(self, stage: int, queries: Sequence[np.ndarray], codes: Tensor, *, level: float | None = None
-                    ) -> list[np.ndarray]:
+    def decode_many(self, stage: int, queries: Sequence[np.ndarray], codes: Tensor, *, level: float | None = None,
+                    fast: bool = False) -> list[np.ndarray]:
         """Per-shape points (M_i, 3) float32 and codes (B, c) -> per-shape logits (M_i,) float32.
 
         ``level``: the logit of the surface these values will be cut at, when
         only their side of it and the values near it matter (a mesh cut at it);
         ``mixed`` precision then runs in bfloat16 and redoes the points within
         :data:`MIXED_BAND` of it in float32. Without it, ``mixed`` is float32.
+        ``fast``: ``mixed`` precision's bfloat16 values alone, for a caller that
+        combines several fields and redoes its own band (the pipeline's blend).
         CPU only (fixed chunks per shape over the worker threads, torch at one
         intra-op thread meanwhile); on a GPU use :meth:`decode` on padded batches.
         """
@@ -141,6 +143,8 @@ class TorchBackend:
         with torch_threads(1):
             if self.precision != "mixed":
                 return self._decode_chunks(self._kernel(stage, self.precision), queries, codes)
+            if fast:
+                return self._decode_chunks(self._kernel(stage, "bfloat16"), queries, codes)
             if level is None:
                 return self._decode_chunks(self._kernel(stage, "float32"), queries, codes)
             values = self._decode_chunks(self._kernel(stage, "bfloat16"), queries, codes)

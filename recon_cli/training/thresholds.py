@@ -6,7 +6,9 @@ evenly spaced subset):
 * ``onet``: IoU of stage-1 occupancy > t against the model's points.npz labels;
 * ``doccnet``: the whole chain as at inference: the stage-1 mesh extracted at t
   (MISE, the 65^3 lattice of the intermediate mesh), its 300 points, stage 2's
-  occupancy > t at the same points.
+  occupancy > t at the same points;
+* ``blend``: the same chain, cut where the blend of the two stages' logits
+  (:data:`recon_cli.pipeline.BLEND_STAGE1_WEIGHT`) crosses t's logit.
 
 The best mean IoU per mode is written into the checkpoint as
 ``extra["thresholds"]`` (atomically; the rest of the file is unchanged), which
@@ -34,7 +36,8 @@ def tune_thresholds(weights: str | Path, root: str | Path, *, split: str = "val"
     """Mean IoU per mode and candidate on ``split``; returns ``{"table": ..., "best": {...}, "models": n}``."""
     from recon_cli.data.layout import load_occupancy
     from recon_cli.data.shapenet import ShapeNetDataset, load_view
-    from recon_cli.pipeline import ExtractOptions, Reconstructor
+    from recon_cli.extract.grid import probability_to_logit
+    from recon_cli.pipeline import BLEND_STAGE1_WEIGHT, ExtractOptions, Reconstructor
     from recon_cli.runtime.torch_backend import TorchBackend
 
     if not candidates or any(not 0.0 < t < 1.0 for t in candidates):
@@ -47,7 +50,8 @@ def tune_thresholds(weights: str | Path, root: str | Path, *, split: str = "val"
         raise DatasetError(f"the {split} split lists no models", path=Path(root))
     if limit and len(models) > limit:
         models = [models[int(i)] for i in np.linspace(0, len(models) - 1, limit).round()]
-    modes = ["onet"] + (["doccnet"] if backend.has_stage2 else [])
+    modes = ["onet"] + (["doccnet", "blend"] if backend.has_stage2 else [])
+    w = BLEND_STAGE1_WEIGHT
     sums = {m: np.zeros(len(candidates)) for m in modes}
     rng = np.random.default_rng(0)
     recs = {t: Reconstructor(backend, options=ExtractOptions(threshold=t, resolution0=32, upsampling_steps=1),
@@ -61,17 +65,19 @@ def tune_thresholds(weights: str | Path, root: str | Path, *, split: str = "val"
         image = load_view(model_dir, 0, size=backend.image_size)[None]
         with torch.inference_mode():
             code1 = backend.encode_image(image)
-            prob1 = torch.sigmoid(backend.decode(1, p, code1))[0].numpy()
+            logit1 = backend.decode(1, p, code1)[0].numpy()
         for k, t in enumerate(candidates):
-            sums["onet"][k] += _iou(prob1 > t, gt)
+            level = probability_to_logit(t)
+            sums["onet"][k] += _iou(logit1 > level, gt)
             if "doccnet" in modes:
                 rec = recs[t].reconstruct_images(image)[0]
                 if rec.points is None or len(rec.points) == 0:
                     continue  # an empty stage-1 mesh: IoU 0
                 with torch.inference_mode():
                     code2 = backend.encode_points(torch.as_tensor(np.asarray(rec.points), dtype=torch.float32)[None])
-                    prob2 = torch.sigmoid(backend.decode(2, p, code2))[0].numpy()
-                sums["doccnet"][k] += _iou(prob2 > t, gt)
+                    logit2 = backend.decode(2, p, code2)[0].numpy()
+                sums["doccnet"][k] += _iou(logit2 > level, gt)
+                sums["blend"][k] += _iou(w * logit1 + (1.0 - w) * logit2 > level, gt)
         if on_progress is not None:
             on_progress(n + 1, len(models))
     table = {m: {f"{t:g}": float(sums[m][k] / len(models)) for k, t in enumerate(candidates)} for m in modes}
