@@ -474,12 +474,21 @@ class Reconstructor:
 
     def _stage2(self, clouds: Sequence[np.ndarray], codes1: torch.Tensor | None = None
                 ) -> tuple[list[trimesh.Trimesh], list[int]]:
-        """Final meshes from the clouds' stage-2 codes, blended with ``codes1``'s stage 1 when given."""
+        """Final meshes from the clouds' stage-2 codes, blended with ``codes1``'s stage 1 when given
+        (a blend without any surface falls back to stage 2's own)."""
         codes2 = self._point_codes(clouds)
         if codes1 is None:
             return self.extract(2, codes2)
         evaluate, exact = self._blend_fns(codes1, codes2)
-        return self.extract_field(evaluate, len(codes2), exact=exact)
+        meshes, n_eval = self.extract_field(evaluate, len(codes2), exact=exact)
+        # where stage 1 is so sure of empty space that the blend has no surface left (thin lamps),
+        # stage 2's own surface is the answer rather than nothing
+        empty = [i for i, m in enumerate(meshes) if len(m.faces) == 0]
+        if empty:
+            again, n_again = self.extract(2, codes2[empty])
+            for i, mesh, n in zip(empty, again, n_again):
+                meshes[i], n_eval[i] = mesh, n_eval[i] + n
+        return meshes, n_eval
 
     def _point_codes(self, clouds: Sequence[np.ndarray]) -> torch.Tensor:
         """Stage-2 codes (B, c2) of clouds (each (P, 3))."""

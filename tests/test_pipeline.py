@@ -191,6 +191,19 @@ def test_blend_cuts_the_weighted_sum_of_both_stages_logits(tmp_path: Path) -> No
     assert len(got.mesh.faces) != len(chain.mesh.faces) or not np.allclose(got.mesh.vertices, chain.mesh.vertices)
 
 
+def test_an_empty_blend_falls_back_to_stage_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = TorchBackend.from_checkpoint(make_checkpoint(tmp_path / "d.pt", "doccnet", small=True, nonempty=True),
+                                           threads=1)
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(9))
+    (chain,) = Reconstructor(backend, options=FAST, stages="1+2").reconstruct_images(image)
+    rec = Reconstructor(backend, options=FAST, stages="blend")
+    nothing = (lambda queries: [np.full(len(q), -10.0, np.float32) for q in queries], None)  # a blend with no surface
+    monkeypatch.setattr(rec, "_blend_fns", lambda codes1, codes2: nothing)
+    (got,) = rec.reconstruct_images(image)
+    assert len(got.mesh.faces) > 0
+    assert np.array_equal(got.mesh.faces, chain.mesh.faces) and np.allclose(got.mesh.vertices, chain.mesh.vertices)
+
+
 def test_farthest_point_sampling_small() -> None:
     pts = np.array([[0.0, 0, 0], [1, 0, 0], [0.1, 0, 0], [0.5, 0, 0]])
     idx = farthest_point_sampling(pts, 3, np.random.default_rng(1))
