@@ -96,7 +96,7 @@ def _mesh_tile(path: Path, K: np.ndarray, Rt: np.ndarray) -> Image.Image:
 
 
 def make_renders(mesh_dir: Path) -> None:
-    """examples/reconstructions/<stem>.png: input | stage-1 (OccNet) mesh | D-OccNet mesh."""
+    """examples/reconstructions/<stem>.png: input | stage-1 (OccNet) mesh | final mesh (the default, blend)."""
     K, Rt = _camera(SIZE)
     out_dir = HERE / "reconstructions"
     out_dir.mkdir(exist_ok=True)
@@ -110,7 +110,7 @@ def make_renders(mesh_dir: Path) -> None:
                  _mesh_tile(mesh_dir / f"{stem}.obj", K, Rt)]
         strip = Image.new("RGB", (SIZE * len(tiles), SIZE + 18), "white")
         draw = ImageDraw.Draw(strip)
-        for i, (tile, label) in enumerate(zip(tiles, ("input", "stage 1 (OccNet)", "D-OccNet"))):
+        for i, (tile, label) in enumerate(zip(tiles, ("input", "stage 1 (OccNet)", "final (blend)"))):
             strip.paste(tile, (i * SIZE, 18))
             draw.text((i * SIZE + 6, 3), label, fill=(60, 60, 60))
         strip.save(out_dir / f"{stem}.png")
