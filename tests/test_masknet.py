@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from recon_cli.errors import CheckpointError
-from recon_cli.io.masknet import (LITE_SIZE, TAP_CHANNELS, build_decoder, build_trunk, letterbox, load_masknet, make_pool,
-                                  predict, train)
+from recon_cli.io.masknet import (LITE_SIZE, TAP_CHANNELS, build_decoder, build_trunk, fold_batchnorm, letterbox,
+                                  load_masknet, make_pool, predict, train)
 
 
 def test_letterbox_fits_the_photo_and_pads_with_its_edges() -> None:
@@ -45,11 +45,37 @@ def test_train_save_load_predict(tmp_path: Path) -> None:
     prob = predict(np.zeros((30, 40, 3), np.uint8), out)
     assert prob.shape == (30, 40) and prob.dtype == np.float32 and np.isfinite(prob).all()
     assert 0 <= prob.min() <= prob.max() <= 1
+    # test-time augmentation: the logits of two scales averaged
+    from scipy.special import logit
+
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    both = predict(rgb, out, sizes=(LITE_SIZE, 288))
+    assert both.shape == (40, 30)
+    assert np.allclose(logit(both), (logit(predict(rgb, out)) + logit(predict(rgb, out, sizes=(288,)))) / 2, atol=1e-3)
     import torch
 
     with torch.inference_mode():  # logits at stride 4 of the 224-px input
         logits = build_decoder(8).eval()(build_trunk()(torch.rand(1, 3, LITE_SIZE, LITE_SIZE)))
     assert logits.shape == (1, LITE_SIZE // 4, LITE_SIZE // 4)
+
+
+def test_batchnorm_folding_keeps_the_outputs() -> None:
+    """Inference folds every BatchNorm of the trunk and the decoder into the convolution before it."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    trunk, decoder = build_trunk(), build_decoder(8)
+    for m in decoder.modules():  # statistics that are not the identity
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2), m.weight.data.uniform_(0.5, 2)
+    decoder.eval()
+    x = torch.rand(1, 3, 96, 96)
+    with torch.inference_mode():
+        before = decoder(trunk(x))
+        after = fold_batchnorm(decoder)(fold_batchnorm(trunk)(x))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in [*trunk.modules(), *decoder.modules()])
+    assert torch.allclose(before, after, atol=1e-4)
 
 
 def test_bad_checkpoints_are_one_line_errors(tmp_path: Path) -> None:
