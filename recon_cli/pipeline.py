@@ -39,7 +39,7 @@ STAGES = ("auto", "1", "1+2", "blend")
 
 #: ``blend``: the weight of stage 1's logits in the final field, stage 2's taking the rest. Chosen on
 #: validation (78 models of the training set's val split, weights 0-1 in steps of 0.25 by thresholds
-#: 0.2-0.5): 0.75 at 0.4 gave IoU .550 against .514 for the chain and .544 for stage 1 alone
+#: 0.2-0.5): 0.75 at 0.4 gave class-mean IoU .550 against .514 for the chain and .544 for stage 1 alone
 #: (weights/MODEL_CARD.md, "Blending the two stages").
 BLEND_STAGE1_WEIGHT = 0.75
 
@@ -376,18 +376,13 @@ class Reconstructor:
 
         if getattr(self.backend, "precision", "float32") != "mixed" or self.backend.device.type != "cpu":
             return exact, None
-        from recon_cli.runtime.torch_backend import MIXED_BAND
+        from recon_cli.runtime.torch_backend import redo_band
 
         fast1, fast2 = self._eval_fn(1, codes1, fast=True), self._eval_fn(2, codes2, fast=True)
-        level = self.options.level
 
         def evaluate(queries: Sequence[np.ndarray]) -> list[np.ndarray]:
             values = [w * a + (1.0 - w) * b for a, b in zip(fast1(queries), fast2(queries), strict=True)]
-            band = [np.flatnonzero(np.abs(v - level) < MIXED_BAND) for v in values]
-            redo = exact([np.asarray(q, dtype=np.float32).reshape(-1, 3)[b] for q, b in zip(queries, band)])
-            for v, b, e in zip(values, band, redo):
-                v[b] = e
-            return values
+            return redo_band(values, queries, self.options.level, exact)
 
         return evaluate, exact
 

@@ -31,7 +31,7 @@ the examples).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,17 @@ CPU_CHUNK = 4096
 #: 0.02-0.05 on average and by more than 0.1 at about 1% of the points, mostly far from the surface; a
 #: band of 0.1 re-evaluates 2-24% of the final stage's points on the example images (0.2: 4-40%).
 MIXED_BAND = 0.1
+
+
+def redo_band(values: list[np.ndarray], queries: Sequence[np.ndarray], level: float,
+              exact: Callable[[list[np.ndarray]], list[np.ndarray]]) -> list[np.ndarray]:
+    """Mixed precision's correction: each shape's points whose fast value lies within :data:`MIXED_BAND`
+    of ``level`` are evaluated again by ``exact`` (per-shape points -> values), in place; returns ``values``."""
+    band = [np.flatnonzero(np.abs(v - level) < MIXED_BAND) for v in values]
+    redone = exact([np.asarray(q, dtype=np.float32).reshape(-1, 3)[b] for q, b in zip(queries, band)])
+    for v, b, e in zip(values, band, redone):
+        v[b] = e
+    return values
 
 
 class TorchBackend:
@@ -148,13 +159,8 @@ class TorchBackend:
             if level is None:
                 return self._decode_chunks(self._kernel(stage, "float32"), queries, codes)
             values = self._decode_chunks(self._kernel(stage, "bfloat16"), queries, codes)
-            band = [np.flatnonzero(np.abs(v - level) < MIXED_BAND) for v in values]
-            exact = self._decode_chunks(self._kernel(stage, "float32"),
-                                        [np.asarray(q, dtype=np.float32).reshape(-1, 3)[b] for q, b in zip(queries, band)],
-                                        codes)
-            for v, b, e in zip(values, band, exact):
-                v[b] = e
-            return values
+            return redo_band(values, queries, level,
+                             lambda points: self._decode_chunks(self._kernel(stage, "float32"), points, codes))
 
     def _decode_chunks(self, kernel: DecoderKernel, queries: Sequence[np.ndarray], codes: Tensor
                        ) -> list[np.ndarray]:
