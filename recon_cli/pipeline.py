@@ -470,7 +470,8 @@ class Reconstructor:
     def _stage2(self, clouds: Sequence[np.ndarray], codes1: torch.Tensor | None = None
                 ) -> tuple[list[trimesh.Trimesh], list[int]]:
         """Final meshes from the clouds' stage-2 codes, blended with ``codes1``'s stage 1 when given
-        (a blend without any surface falls back to stage 2's own)."""
+        (a blend without any surface falls back to stage 2's own, and where that is empty too, to
+        stage 1's own at the final resolution: stage 1 had a surface, or there were no points)."""
         codes2 = self._point_codes(clouds)
         if codes1 is None:
             return self.extract(2, codes2)
@@ -482,6 +483,13 @@ class Reconstructor:
         if empty:
             again, n_again = self.extract(2, codes2[empty])
             for i, mesh, n in zip(empty, again, n_again):
+                meshes[i], n_eval[i] = mesh, n_eval[i] + n
+        # a stage 2 that sees nothing in 300 points of a thin stage-1 surface (a flat disc of a hanging
+        # light) must not erase what stage 1 found
+        still = [i for i in empty if len(meshes[i].faces) == 0]
+        if still:
+            again, n_again = self.extract(1, codes1[still])
+            for i, mesh, n in zip(still, again, n_again):
                 meshes[i], n_eval[i] = mesh, n_eval[i] + n
         return meshes, n_eval
 

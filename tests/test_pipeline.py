@@ -204,6 +204,24 @@ def test_an_empty_blend_falls_back_to_stage_2(tmp_path: Path, monkeypatch: pytes
     assert np.array_equal(got.mesh.faces, chain.mesh.faces) and np.allclose(got.mesh.vertices, chain.mesh.vertices)
 
 
+def test_a_blend_and_stage_2_both_empty_fall_back_to_stage_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stage 2 blind to a thin stage-1 surface must not turn the answer into nothing."""
+    backend = TorchBackend.from_checkpoint(make_checkpoint(tmp_path / "d.pt", "doccnet", small=True, nonempty=True),
+                                           threads=1)
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(9))
+    (alone,) = Reconstructor(backend, options=FAST, stages="1").reconstruct_images(image)
+    with torch.no_grad():  # stage 2 sure that everything is empty
+        backend.model.stage2.decoder.fc_out.bias -= 100.0
+    (chain,) = Reconstructor(backend, options=FAST, stages="1+2").reconstruct_images(image)
+    assert len(chain.mesh.faces) == 0
+    rec = Reconstructor(backend, options=FAST, stages="blend")
+    nothing = (lambda queries: [np.full(len(q), -10.0, np.float32) for q in queries], None)
+    monkeypatch.setattr(rec, "_blend_fns", lambda codes1, codes2: nothing)
+    (got,) = rec.reconstruct_images(image)
+    assert len(got.mesh.faces) > 0
+    assert np.array_equal(got.mesh.faces, alone.mesh.faces) and np.allclose(got.mesh.vertices, alone.mesh.vertices)
+
+
 def test_farthest_point_sampling_small() -> None:
     pts = np.array([[0.0, 0, 0], [1, 0, 0], [0.1, 0, 0], [0.5, 0, 0]])
     idx = farthest_point_sampling(pts, 3, np.random.default_rng(1))
