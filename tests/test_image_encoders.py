@@ -466,3 +466,54 @@ def test_lite_model_exports_to_onnx(tmp_path: Path) -> None:
     got = torch.as_tensor(OnnxBackend(tmp_path / "onnx", device="cpu").encode_image(x))
     assert want.abs().max() > 0.1
     assert torch.allclose(got, want, atol=1e-4)
+
+
+def test_camera_views_are_cached_apart_and_appended_after_each_models_views(tmp_path: Path) -> None:
+    """data.feature_camera_views: photo-like cameras of procedural models, in their own folder, placed
+    after each model's render views at load; other models get none; a wrong synth seed fails."""
+    import shutil
+
+    from recon_cli.data.render import RenderOptions
+    from recon_cli.data.synth import synth_dataset
+    from recon_cli.errors import DatasetError
+    from recon_cli.training.features import append_views, camera_spec
+
+    root = tmp_path / "ds"
+    synth_dataset(root, per_category=3, categories=["chair"], seed=3, render=RenderOptions(n_views=2), n_points=4096)
+    models = _train_models(root)
+    first = root / models[0][0] / models[0][1]
+    shutil.copytree(first, first.parent / "plain_chair")  # a model without a mesh to re-render
+    models = [*models, (models[0][0], "plain_chair")]
+    torch.manual_seed(0)
+    encoder = build_image_encoder(ImageEncoderConfig(name="efficientnet-lite0", c_dim=8, image_size=32,
+                                                     trainable_blocks=0)).eval()
+    load_imagenet_weights(encoder.backbone)
+    spec = cache_spec(encoder, encoder_name="efficientnet-lite0", image_size=32, variants=1, seed=0, photo_variants=1)
+    base = tmp_path / "features"
+    feats, counts = load_feature_cache(build_feature_cache(root, models, encoder, spec, base=base), models)
+    assert feats.shape[1:3] == (2, 2) and counts.tolist() == [2] * len(models)
+    cspec = camera_spec(spec, 3, 3)
+    cfolder = build_feature_cache(root, models, encoder, cspec, base=base)
+    assert cfolder != cache_dir(root, spec, base) and json.loads((cfolder / "meta.json").read_text()) == cspec
+    both, both_counts = append_views(feats, counts, cfolder, models)
+    assert both_counts.tolist() == [5] * (len(models) - 1) + [2] and both.shape == (len(models), 5, 2, 1280)
+    assert torch.equal(both[:, :2], feats)  # the renders' views unchanged, in front
+    extra = both[0, 2:].float()
+    assert extra.abs().amax(dim=-1).min() > 0.1  # every camera view and variant encoded
+    assert (extra[0, 0] - extra[1, 0]).abs().max() > 0.05 and (extra[0, 0] - extra[0, 1]).abs().max() > 0.05
+    assert (extra[0, 0] - feats[0, 0, 0].float()).abs().max() > 0.05  # another camera than the render's
+    assert not both[-1, 2:].any()
+    # deterministic: rebuilt from scratch, the same features
+    again = build_feature_cache(root, models, encoder, cspec, base=tmp_path / "again")
+    assert torch.equal(append_views(feats, counts, again, models)[0], both)
+    with pytest.raises(DatasetError, match="do not match"):
+        build_feature_cache(root, models, encoder, camera_spec(spec, 1, 4), base=base)
+    # training reads them (``recon train --set data.feature_camera_views=N``)
+    events: list[dict] = []
+    cfg = resolve_config(model="doccnet", overrides=[
+        *LITE_SMALL, "steps=4", "val_every=4", "data.feature_photo_variants=1", "data.feature_camera_views=1",
+        "data.feature_camera_synth_seed=3", f"data.feature_cache_dir={tmp_path / 'cache'}"])
+    result = train(cfg, data_root=root, out_dir=tmp_path / "run", on_event=events.append)
+    assert result.stopped == "done"
+    cams = [e for e in events if e["type"] == "cache" and e.get("what") == "camera views"]
+    assert cams and cams[-1]["done"] == cams[-1]["total"] == len(models) - 1

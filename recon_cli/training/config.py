@@ -47,6 +47,11 @@ class DataConfig:
     feature_variants: int = 2  # cached images per view: the whole view + (n-1) random crops (augment)
     feature_views: int = 0  # views cached per model, evenly spaced (0 = all): fewer for big datasets
     feature_photo_variants: int = 0  # more cached images per view: photo-like (background, light, bad mask)
+    # more cached images per procedural model, from photo-like cameras (elevation -5..45 degrees, field of view
+    # 30-60, any framing) instead of the renders' 25-30 degrees: each on the plain backdrop, and on backgrounds
+    # for the photo variants; meshes regenerated with feature_camera_synth_seed (the --seed of `recon data synth`)
+    feature_camera_views: int = 0
+    feature_camera_synth_seed: int = 0
     feature_cache_dir: str = ""  # "" = <data>/.features
     near_surface_share: float = 0.0  # share of each item's query points drawn near the surface
     near_surface_sigma: float = 0.01  # std of their Gaussian offsets from pointcloud.npz samples
@@ -60,6 +65,8 @@ class DataConfig:
             raise ValueError(f"data.near_surface_share must be in [0, 1], got {self.near_surface_share}")
         if self.feature_photo_variants < 0:
             raise ValueError(f"data.feature_photo_variants must be >= 0, got {self.feature_photo_variants}")
+        if self.feature_camera_views < 0:
+            raise ValueError(f"data.feature_camera_views must be >= 0, got {self.feature_camera_views}")
         if self.feature_views < 0:
             raise ValueError(f"data.feature_views must be >= 0, got {self.feature_views}")
         if not self.near_surface_sigma > 0:

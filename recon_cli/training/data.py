@@ -61,7 +61,7 @@ def wrap_training_items(config: TrainConfig, root: Path, dataset: Any, model: nn
 
     if uses_feature_cache(config):
         from recon_cli.training.features import (
-            CachedFeatureItems, build_feature_cache, config_spec, load_feature_cache,
+            CachedFeatureItems, append_views, build_feature_cache, camera_spec, config_spec, load_feature_cache,
         )
 
         encoder = model.stage(1).encoder
@@ -70,6 +70,12 @@ def wrap_training_items(config: TrainConfig, root: Path, dataset: Any, model: nn
         folder = build_feature_cache(root, dataset.models, encoder, spec, base=d.feature_cache_dir or None,
                                      on_progress=progress("features"))
         features, counts = load_feature_cache(folder, dataset.models)
+        if d.feature_camera_views:
+            cspec = camera_spec(spec, d.feature_camera_views, d.feature_camera_synth_seed)
+            emit({"type": "message", "text": f"camera views: {d.feature_camera_views} per procedural model"})
+            cfolder = build_feature_cache(root, dataset.models, encoder, cspec, base=d.feature_cache_dir or None,
+                                          on_progress=progress("camera views"))
+            features, counts = append_views(features, counts, cfolder, dataset.models)
         dataset = CachedFeatureItems(dataset, features, counts, augment=d.augment)
     if d.near_surface_share > 0:
         from recon_cli.training.near_surface import MIN_AGREEMENT, NearSurfaceItems, build_near_surface

@@ -27,6 +27,17 @@ pixel-space augmentation), each seeded by (seed, model, view, variant). With
 (:func:`recon_cli.data.photos.photo_variant`: the render pasted over a training
 background with lighting and camera effects, cut out again with an imperfect
 mask and framed as at inference), so training sees what segmented photos give.
+
+Camera views (``data.feature_camera_views`` = E): the renders all look down at
+25-30 degrees from one distance and focal length, while photos are taken from
+anywhere. E more images per procedural model come from
+:func:`recon_cli.data.photos.photo_like` cameras (elevation -5..45 degrees, field
+of view 30-60, any framing), each with as many variants as a render: variant 0
+on the plain backdrop, the others on training backgrounds cut out with an
+imperfect mask, all framed as at inference. They live in their own folder
+(``.features/<camera key>/``, keyed by the main cache's key, E, the synth seed
+and :data:`CAMERA_FORMAT_VERSION`) and are appended after each model's views at
+load; models that are not procedural (no mesh to re-render) get none.
 """
 
 from __future__ import annotations
@@ -51,6 +62,7 @@ from recon_cli.training.sampler import WrappedItems
 FORMAT_VERSION = 1
 PHOTO_FORMAT_VERSION = 1  # bump when recon_cli.data.photos.photo_variant changes
 SILHOUETTE_POINTS = 40_000  # surface samples projected for a render's silhouette (with its non-white pixels)
+CAMERA_FORMAT_VERSION = 1  # bump when the camera views' rendering changes
 CROP_SCALE = (0.75, 1.0)
 CACHE_DIRNAME = ".features"
 
@@ -107,8 +119,7 @@ def cached_views(n_views: int, wanted: int) -> list[int]:
 
 def cache_dir(root: Path, spec: dict[str, Any], base: str | Path | None = None) -> Path:
     """The folder of the cache described by ``spec``."""
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-    return (Path(base) if base else Path(root) / CACHE_DIRNAME) / key
+    return (Path(base) if base else Path(root) / CACHE_DIRNAME) / cache_key(spec)
 
 
 def spec_variants(spec: dict[str, Any]) -> int:
@@ -147,6 +158,39 @@ def _view_images(model_dir: Path, key: str, spec: dict[str, Any]) -> list[Tensor
     return images
 
 
+def camera_spec(spec: dict[str, Any], views: int, synth_seed: int) -> dict[str, Any]:
+    """What the camera views of a cache described by ``spec`` depend on (hashed into their own folder)."""
+    return {"base": cache_key(spec), "camera_views": int(views), "synth_seed": int(synth_seed),
+            "camera_format": CAMERA_FORMAT_VERSION, "image_size": spec["image_size"],
+            "variants": spec_variants(spec), "seed": spec["seed"]}
+
+
+def _camera_images(model_dir: Path, key: str, spec: dict[str, Any]) -> list[Tensor]:
+    """The (camera_views * variants) images of one procedural model, view-major; [] for other models."""
+    from recon_cli.data.photos import (
+        _SYNTH_ID, PLAIN, PhotoOptions, model_mesh, network_input, photo_like, segmentation_error,
+    )
+
+    if _SYNTH_ID.match(model_dir.name) is None:
+        return []
+    mesh = model_mesh(model_dir.parent.parent, model_dir.parent.name, model_dir.name,
+                      synth_seed=spec["synth_seed"])
+    size, images = spec["image_size"], []
+    options = PhotoOptions(size=max(256, size))
+    for view in range(spec["camera_views"]):
+        for variant in range(spec["variants"]):
+            rng = np.random.default_rng([spec["seed"], zlib.crc32(key.encode()), 1_000_003, view, variant])
+            sample = photo_like(mesh, rng, split="train", options=options, family=PLAIN if variant == 0 else None)
+            alpha = sample.alpha if variant == 0 else segmentation_error(sample.mask, rng)
+            images.append(image_to_tensor(network_input(sample, size=size, rng=rng, alpha=alpha), size))
+    return images
+
+
+def cache_key(spec: dict[str, Any]) -> str:
+    """The folder name of the cache described by ``spec``."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
 @torch.no_grad()
 def build_feature_cache(root: str | Path, models: Sequence[tuple[str, str]], encoder: nn.Module,
                         spec: dict[str, Any], *, base: str | Path | None = None,
@@ -167,14 +211,19 @@ def build_feature_cache(root: str | Path, models: Sequence[tuple[str, str]], enc
     encoder.eval()
     device = next(encoder.parameters()).device
     try:
+        camera = "camera_views" in spec
         for done, (synset, model) in enumerate(models):
             path = folder / synset / f"{model}.npy"
             if not path.is_file():
-                images = _view_images(root / synset / model, f"{synset}/{model}", spec)
-                encoded = [encoder.cache_input(torch.stack(images[i:i + batch_size]).to(device)).float().cpu()
-                           for i in range(0, len(images), batch_size)]
-                feats = torch.cat(encoded)
-                feats = feats.view(-1, spec_variants(spec), *feats.shape[1:])  # (V, K, D) or (V, K, C, H, W)
+                images = (_camera_images if camera else _view_images)(root / synset / model, f"{synset}/{model}",
+                                                                      spec)
+                if images:
+                    encoded = [encoder.cache_input(torch.stack(images[i:i + batch_size]).to(device)).float().cpu()
+                               for i in range(0, len(images), batch_size)]
+                    feats = torch.cat(encoded)
+                    feats = feats.view(-1, spec_variants(spec), *feats.shape[1:])  # (V, K, D) or (V, K, C, H, W)
+                else:  # a model without camera views
+                    feats = torch.zeros(0, spec_variants(spec), 1)
                 with atomic_path(path) as tmp, open(tmp, "wb") as fh:
                     np.save(fh, feats.numpy().astype(np.float16))
             if on_progress is not None:
@@ -205,6 +254,31 @@ def load_feature_cache(folder: Path, models: Sequence[tuple[str, str]]) -> tuple
                                path=folder / models[i][0] / f"{models[i][1]}.npy")
         out[i, : a.shape[0]] = torch.from_numpy(a)
     return out, torch.as_tensor([a.shape[0] for a in arrays])
+
+
+def append_views(features: Tensor, counts: Tensor, folder: Path, models: Sequence[tuple[str, str]]
+                 ) -> tuple[Tensor, Tensor]:
+    """``features``/``counts`` (:func:`load_feature_cache`) with each model's cached camera views from
+    ``folder`` placed right after its own views."""
+    extra = []
+    for synset, model in models:
+        path = folder / synset / f"{model}.npy"
+        try:
+            extra.append(np.load(path, allow_pickle=False))
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"unreadable feature cache file ({exc})", path=path) from exc
+    n_extra = torch.as_tensor([len(a) for a in extra], dtype=counts.dtype)
+    out = torch.zeros(features.shape[0], int((counts + n_extra).max()), *features.shape[2:], dtype=features.dtype)
+    out[:, : features.shape[1]] = features
+    for i, a in enumerate(extra):
+        if not len(a):
+            continue
+        if a.shape[1:] != tuple(features.shape[2:]):
+            raise DatasetError(f"camera view cache file has shape {a.shape}, expected (*, "
+                               f"{', '.join(map(str, features.shape[2:]))})", path=folder / models[i][0] / f"{models[i][1]}.npy")
+        c = int(counts[i])
+        out[i, c: c + len(a)] = torch.from_numpy(a)
+    return out, counts + n_extra
 
 
 class CachedFeatureItems(WrappedItems):
