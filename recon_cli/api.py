@@ -288,14 +288,15 @@ class ReconModel:
         unit, centre, scale = normalize_cloud(cloud)
         rec = self.reconstructor.reconstruct_points([unit])[0]
         if rec.empty:
-            raise EmptyReconstructionError(self._empty_message(), path=_source_name(points))
+            raise EmptyReconstructionError(self._empty_message(rec), path=_source_name(points))
         mesh = rec.mesh.copy()
         mesh.vertices = np.asarray(mesh.vertices) * scale + centre
         return mesh
 
-    def _empty_message(self) -> str:
-        level = self.reconstructor.options.threshold
-        return f"empty reconstruction (no surface above threshold {level}); try a lower threshold"
+    def _empty_message(self, rec: Reconstruction | None = None) -> str:
+        from recon_cli.pipeline import empty_message
+
+        return empty_message(self.reconstructor.options.threshold, None if rec is None else rec.peak_probability)
 
     def _run_isolated(self, sets: list[list[PreparedView]]) -> list[ReconResult | ReconError]:
         """Like :meth:`_run` but a failing batch is retried one object at a time."""
@@ -333,7 +334,7 @@ class ReconModel:
         for views, rec in zip(sets, recs):
             if rec.empty:
                 names = ", ".join(v.source for v in views)
-                err = EmptyReconstructionError(self._empty_message(), path=names)
+                err = EmptyReconstructionError(self._empty_message(rec), path=names)
             elif fills_cube(rec.mesh):
                 names = ", ".join(v.source for v in views)
                 err = SuspiciousReconstructionError(

@@ -133,6 +133,38 @@ class Reconstruction:
         """True when the final mesh has no faces."""
         return len(self.mesh.faces) == 0
 
+    @property
+    def peak_probability(self) -> float | None:
+        """For an empty result, the highest occupancy probability the last extraction found (of the
+        final field, or of stage 1 where stage 1 already had no surface); None when not known."""
+        for mesh in (self.mesh, self.stage1_mesh):
+            if mesh is not None and len(mesh.faces) == 0 and PEAK_KEY in mesh.metadata:
+                return float(mesh.metadata[PEAK_KEY])
+        return None
+
+
+#: key of an empty mesh's ``metadata`` holding the highest occupancy probability of its field
+PEAK_KEY = "recon_peak_probability"
+
+
+def peak_probability(logits: np.ndarray) -> float:
+    """Highest occupancy probability of a field of logits (0.0 when it has no finite value)."""
+    finite = np.asarray(logits, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    return 0.0 if finite.size == 0 else float(1.0 / (1.0 + np.exp(-finite.max())))
+
+
+def empty_message(threshold: float | None, peak: float | None, *, option: str = "threshold") -> str:
+    """One line on an empty reconstruction: the threshold, the highest occupancy found and what to try
+    (``option``: how the caller's user sets the threshold, e.g. ``--threshold``)."""
+    text = f"empty reconstruction (no surface above threshold {threshold}"
+    if peak is None:
+        return text + f"); try a lower {option}"
+    if peak < 0.05:
+        return text + f": the highest occupancy anywhere is {peak:.3f}); the network sees no object in this input"
+    suggest = max(0.01, float(np.floor(peak * 0.9 * 100) / 100))
+    return text + f": the highest occupancy anywhere is {peak:.3f}); try {option} {suggest:g}"
+
 
 def content_seed(data: torch.Tensor | np.ndarray) -> int:
     """A 63-bit seed from the bytes (and shape) of an array: a stage-1 mesh's vertices, a point cloud."""
@@ -358,7 +390,12 @@ class Reconstructor:
         mc = self._mc_backend()
         for res in results:
             values = torch.from_numpy(res.values).to(self.backend.device) if mc == "torch" else res.values
-            meshes.append(grid_to_mesh(values, opt.level, padding=opt.padding, backend=mc))
+            mesh = grid_to_mesh(values, opt.level, padding=opt.padding, backend=mc)
+            if len(mesh.faces) == 0:
+                # what a user needs to choose a threshold that gives a surface (interpolated values
+                # never exceed the evaluated ones, so this is the highest value the network gave)
+                mesh.metadata[PEAK_KEY] = peak_probability(res.values)
+            meshes.append(mesh)
         return meshes, [r.n_evaluated for r in results]
 
     def _blend_fns(self, codes1: torch.Tensor, codes2: torch.Tensor

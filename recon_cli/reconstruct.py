@@ -633,8 +633,9 @@ def _write(p: _Pending, r: Reconstruction, opts: ReconstructOptions) -> None:
             if cloud is not None and len(cloud):
                 result.files.append(str(_save_points(np.asarray(cloud), job.sidecar("points", ".ply"))))
         if len(mesh.faces) == 0:
-            result.error = (f"{job.input}: empty reconstruction (no surface above threshold {opts.threshold}); "
-                            "try a lower --threshold")
+            from recon_cli.pipeline import empty_message
+
+            result.error = f"{job.input}: " + empty_message(opts.threshold, r.peak_probability, option="--threshold")
             result.output = None
         else:
             save_mesh(mesh, job.output, fmt=job.fmt)

@@ -121,8 +121,20 @@ def test_user_mask(model: recon_cli.ReconModel) -> None:
 
 def test_empty_reconstruction_raises(weights: Path) -> None:
     empty = recon_cli.load_model(weights, threshold=0.999999, **FAST)
-    with pytest.raises(recon_cli.EmptyReconstructionError, match="empty reconstruction"):
+    with pytest.raises(recon_cli.EmptyReconstructionError, match="empty reconstruction") as info:
         empty.reconstruct(_photo_array())
+    assert "highest occupancy anywhere is" in str(info.value)
+
+
+def test_empty_message_names_the_peak_and_what_to_try() -> None:
+    from recon_cli.pipeline import empty_message, peak_probability
+
+    assert empty_message(0.4, None).endswith("try a lower threshold")
+    assert "sees no object" in empty_message(0.4, 0.01)
+    text = empty_message(0.4, 0.398, option="--threshold")
+    assert "is 0.398" in text and text.endswith("try --threshold 0.35")
+    assert peak_probability(np.array([-np.inf, 0.0, np.nan])) == 0.5
+    assert peak_probability(np.array([np.nan])) == 0.0
 
 
 def test_points_and_stage1_only(model: recon_cli.ReconModel, weights: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -364,8 +365,33 @@ def test_save_stages_with_an_empty_stage_one_writes_no_malformed_file(tmp_path: 
     assert result.exit_code == 1, result.output
     (r,) = json.loads(result.stdout)["results"]
     assert "empty reconstruction" in r["error"]
+    assert "the network sees no object" in r["error"]  # stage 1's peak, as stage 2 never ran
     assert any("stage 1" in w for w in r["warnings"])
     assert not (tmp_path / "a.stage1.obj").exists() and not (tmp_path / "a.obj").exists()
+
+
+def test_an_empty_reconstruction_names_the_highest_occupancy_and_a_threshold_that_cuts_it(tmp_path: Path) -> None:
+    """A field that peaks below the threshold: the error gives the peak and a threshold below it that works."""
+    from recon_cli.io.checkpoint import save_checkpoint
+    from recon_cli.models import build_model, small_model_config
+
+    cfg = small_model_config("onet")
+    model = build_model(cfg).eval()
+    with torch.no_grad():  # occupancy 0.3 everywhere but a bump: a surface exists only below 0.3
+        model.stage1.decoder.fc_out.bias.fill_(float(np.log(0.3 / 0.7)))
+    save_checkpoint(tmp_path / "low.pt", model, cfg)
+    photo = _photo(tmp_path / "a.png")
+    args = ["reconstruct", str(photo), "--weights", str(tmp_path / "low.pt"), "--json", *FAST]
+    result = runner.invoke(app, [*args, "--threshold", "0.9"])
+    assert result.exit_code == 1, result.output
+    (r,) = json.loads(result.stdout)["results"]
+    peak = float(re.search(r"highest occupancy anywhere is ([0-9.]+)", r["error"]).group(1))
+    suggested = float(re.search(r"try --threshold ([0-9.]+)", r["error"]).group(1))
+    assert 0.05 < peak < 0.9 and suggested < peak
+    assert r["error"].splitlines() == [r["error"]] and str(photo) in r["error"]
+    again = runner.invoke(app, [*args, "--threshold", str(suggested)])
+    (r2,) = json.loads(again.stdout)["results"]
+    assert "empty reconstruction" not in (r2.get("error") or ""), r2
 
 
 # --------------------------------------------------------------------------- 7. eval on damaged data
