@@ -233,9 +233,8 @@ def build_feature_cache(root: str | Path, models: Sequence[tuple[str, str]], enc
     return folder
 
 
-def load_feature_cache(folder: Path, models: Sequence[tuple[str, str]]) -> tuple[Tensor, Tensor]:
-    """features (M, V_max, K, *D) float16 and per-model view counts (M,) of ``models``
-    (D: the pooled feature's size, or the (C, H, W) of a cached activation)."""
+def _read_cache_files(folder: Path, models: Sequence[tuple[str, str]]) -> list[np.ndarray]:
+    """Each model's ``<folder>/<synset>/<model>.npy`` (no pickles); an unreadable one fails by name."""
     arrays = []
     for synset, model in models:
         path = folder / synset / f"{model}.npy"
@@ -243,6 +242,13 @@ def load_feature_cache(folder: Path, models: Sequence[tuple[str, str]]) -> tuple
             arrays.append(np.load(path, allow_pickle=False))
         except (OSError, ValueError) as exc:
             raise DatasetError(f"unreadable feature cache file ({exc})", path=path) from exc
+    return arrays
+
+
+def load_feature_cache(folder: Path, models: Sequence[tuple[str, str]]) -> tuple[Tensor, Tensor]:
+    """features (M, V_max, K, *D) float16 and per-model view counts (M,) of ``models``
+    (D: the pooled feature's size, or the (C, H, W) of a cached activation)."""
+    arrays = _read_cache_files(folder, models)
     if not arrays:
         return torch.zeros(0, 1, 1, 1, dtype=torch.float16), torch.zeros(0, dtype=torch.long)
     v_max = max(a.shape[0] for a in arrays)
@@ -260,13 +266,7 @@ def append_views(features: Tensor, counts: Tensor, folder: Path, models: Sequenc
                  ) -> tuple[Tensor, Tensor]:
     """``features``/``counts`` (:func:`load_feature_cache`) with each model's cached camera views from
     ``folder`` placed right after its own views."""
-    extra = []
-    for synset, model in models:
-        path = folder / synset / f"{model}.npy"
-        try:
-            extra.append(np.load(path, allow_pickle=False))
-        except (OSError, ValueError) as exc:
-            raise DatasetError(f"unreadable feature cache file ({exc})", path=path) from exc
+    extra = _read_cache_files(folder, models)
     n_extra = torch.as_tensor([len(a) for a in extra], dtype=counts.dtype)
     out = torch.zeros(features.shape[0], int((counts + n_extra).max()), *features.shape[2:], dtype=features.dtype)
     out[:, : features.shape[1]] = features
