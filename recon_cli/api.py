@@ -293,10 +293,10 @@ class ReconModel:
         mesh.vertices = np.asarray(mesh.vertices) * scale + centre
         return mesh
 
-    def _empty_message(self, rec: Reconstruction | None = None) -> str:
+    def _empty_message(self, rec: Reconstruction) -> str:
         from recon_cli.pipeline import empty_message
 
-        return empty_message(self.reconstructor.options.threshold, None if rec is None else rec.peak_probability)
+        return empty_message(self.reconstructor.options.threshold, rec.peak_probability)
 
     def _run_isolated(self, sets: list[list[PreparedView]]) -> list[ReconResult | ReconError]:
         """Like :meth:`_run` but a failing batch is retried one object at a time."""

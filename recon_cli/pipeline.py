@@ -149,9 +149,11 @@ PEAK_KEY = "recon_peak_probability"
 
 def peak_probability(logits: np.ndarray) -> float:
     """Highest occupancy probability of a field of logits (0.0 when it has no finite value)."""
+    from scipy.special import expit
+
     finite = np.asarray(logits, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
-    return 0.0 if finite.size == 0 else float(1.0 / (1.0 + np.exp(-finite.max())))
+    return 0.0 if finite.size == 0 else float(expit(finite.max()))
 
 
 def empty_message(threshold: float | None, peak: float | None, *, option: str = "threshold") -> str:

@@ -377,7 +377,7 @@ def test_an_empty_reconstruction_names_the_highest_occupancy_and_a_threshold_tha
 
     cfg = small_model_config("onet")
     model = build_model(cfg).eval()
-    with torch.no_grad():  # occupancy 0.3 everywhere but a bump: a surface exists only below 0.3
+    with torch.no_grad():  # occupancy near 0.3 everywhere: no surface at 0.9, one below the peak
         model.stage1.decoder.fc_out.bias.fill_(float(np.log(0.3 / 0.7)))
     save_checkpoint(tmp_path / "low.pt", model, cfg)
     photo = _photo(tmp_path / "a.png")
