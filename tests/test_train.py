@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from recon_cli.cli.app import app
 from recon_cli.errors import ConfigError
 from recon_cli.training import (
+    DataConfig,
     StepBatchSampler,
     batch_indices,
     config_to_yaml,
@@ -108,6 +109,29 @@ def test_sampler_covers_each_epoch_and_shards() -> None:
     whole = list(StepBatchSampler(n, b, seed=3, start=2, stop=4))
     assert len(r0) == 2 and all(len(x) == 2 for x in r0 + r1)
     assert [sorted(a + c) for a, c in zip(r0, r1)] == [sorted(w) for w in whole]
+
+
+def test_sampler_repeats_weighted_items() -> None:
+    n, b = 5, 3
+    repeats = np.array([1, 3, 1, 1, 2])  # an epoch is 8 draws
+    flat = np.concatenate([batch_indices(n, b, s, seed=1, repeats=repeats) for s in range(8)])  # 24 = 3 epochs
+    for epoch in range(3):
+        assert np.bincount(flat[8 * epoch:8 * epoch + 8], minlength=n).tolist() == repeats.tolist()
+    assert np.array_equal(batch_indices(n, b, 4, seed=1, repeats=repeats), flat[12:15])  # a resume draws the same
+    whole = list(StepBatchSampler(n, b, seed=1, start=0, stop=8, repeats=repeats))
+    assert [i for batch in whole for i, _ in batch] == flat.tolist()
+    with pytest.raises(ValueError, match="repeats"):
+        batch_indices(n, b, 0, seed=1, repeats=np.array([1, 0, 1, 1, 1]))
+
+
+def test_imported_repeat_weights_real_models_only() -> None:
+    from recon_cli.training.loop import imported_repeats
+
+    models = [("03001627", "synth_chair_00001"), ("03001627", "sh3d_blendswap-cc-0_armchair"), ("02691156", "fg_c172p")]
+    assert imported_repeats(models, 1) is None
+    assert imported_repeats(models, 3).tolist() == [1, 3, 3]
+    with pytest.raises(ValueError, match="imported_repeat"):
+        DataConfig(imported_repeat=0)
 
 
 def test_iou_per_object() -> None:

@@ -391,6 +391,11 @@ MESH_SUFFIXES = (".obj", ".off", ".ply", ".stl", ".glb", ".gltf")
 _SYNTH_ID = re.compile(r"^synth_([a-z]+)_(\d+)$")
 
 
+def is_procedural_id(model_id: str) -> bool:
+    """Whether a model id names a procedural model (``synth_<name>_<index>``, regenerable from its seed)."""
+    return _SYNTH_ID.match(model_id) is not None
+
+
 @dataclass
 class PhotoSetReport:
     """What :func:`write_photo_set` wrote."""

@@ -56,11 +56,14 @@ class DataConfig:
     near_surface_share: float = 0.0  # share of each item's query points drawn near the surface
     near_surface_sigma: float = 0.01  # std of their Gaussian offsets from pointcloud.npz samples
     near_surface_points: int = 32768  # near-surface points cached per model
+    # times each imported (real, not procedural ``synth_*``) training model appears per epoch: real
+    # objects are a sixth of the merged set and what users photograph
+    imported_repeat: int = 1
 
     def __post_init__(self) -> None:
         _positive(("n_points", self.n_points), ("val_batch_size", self.val_batch_size),
                   ("prefetch_factor", self.prefetch_factor), ("feature_variants", self.feature_variants),
-                  ("near_surface_points", self.near_surface_points))
+                  ("near_surface_points", self.near_surface_points), ("imported_repeat", self.imported_repeat))
         if not 0.0 <= self.near_surface_share <= 1.0:
             raise ValueError(f"data.near_surface_share must be in [0, 1], got {self.near_surface_share}")
         if self.feature_photo_variants < 0:

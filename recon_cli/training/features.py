@@ -168,10 +168,10 @@ def camera_spec(spec: dict[str, Any], views: int, synth_seed: int) -> dict[str, 
 def _camera_images(model_dir: Path, key: str, spec: dict[str, Any]) -> list[Tensor]:
     """The (camera_views * variants) images of one procedural model, view-major; [] for other models."""
     from recon_cli.data.photos import (
-        _SYNTH_ID, PLAIN, PhotoOptions, model_mesh, network_input, photo_like, segmentation_error,
+        PLAIN, PhotoOptions, is_procedural_id, model_mesh, network_input, photo_like, segmentation_error,
     )
 
-    if _SYNTH_ID.match(model_dir.name) is None:
+    if not is_procedural_id(model_dir.name):
         return []
     mesh = model_mesh(model_dir.parent.parent, model_dir.parent.name, model_dir.name,
                       synth_seed=spec["synth_seed"])

@@ -49,6 +49,16 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if bf16 else None
 
 
+def imported_repeats(models: list[tuple[str, str]], repeat: int) -> np.ndarray | None:
+    """Epoch repeats of each training model (``data.imported_repeat`` for imported ones, 1 for procedural
+    ones), or None when all are 1."""
+    if repeat == 1:
+        return None
+    from recon_cli.data.photos import is_procedural_id
+
+    return np.array([1 if is_procedural_id(model) else repeat for _, model in models], dtype=np.int64)
+
+
 class TrainNet(nn.Module):
     """The network of one training step: losses of the trained stages, stacked.
 
@@ -237,7 +247,8 @@ class Trainer(CheckpointMixin, ValidationMixin, FinetuneMixin):
                    "step": self.step, "stages": list(phase.stages)})
         sampler = StepBatchSampler(len(train_set), cfg.optim.batch_size,
                                    seed=cfg.seed + 1000 * self.phases.index(phase), start=self.step,
-                                   stop=phase.stop, rank=self.info.rank, world_size=self.info.world_size)
+                                   stop=phase.stop, rank=self.info.rank, world_size=self.info.world_size,
+                                   repeats=imported_repeats(train_set.models, cfg.data.imported_repeat))
         loader = _loader(SeededItems(train_set), sampler, _workers(cfg, self.device, self.info), self.device,
                          cfg, persistent=False)
         n_stages = len(phase.stages)

@@ -20,10 +20,20 @@ def _epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch, 0x5EED]).permutation(n)
 
 
-def batch_indices(n: int, batch_size: int, step: int, seed: int) -> np.ndarray:
-    """Dataset indices of the global batch of ``step``: a slice of the seeded epoch permutations."""
+def batch_indices(n: int, batch_size: int, step: int, seed: int, repeats: np.ndarray | None = None) -> np.ndarray:
+    """Dataset indices of the global batch of ``step``: a slice of the seeded epoch permutations.
+
+    ``repeats`` (n,) ints >= 1: how many times each item appears in an epoch (all once without it),
+    so an item of weight k is drawn k times as often; still a pure function of (seed, step).
+    """
     if n < 1:
         raise DatasetError("the training split is empty")
+    if repeats is not None:
+        repeats = np.asarray(repeats, dtype=np.int64)
+        if repeats.shape != (n,) or (repeats < 1).any():
+            raise ValueError(f"repeats must be {n} integers >= 1")
+        items = np.repeat(np.arange(n), repeats)
+        return items[batch_indices(len(items), batch_size, step, seed)]
     out: list[np.ndarray] = []
     pos = step * batch_size
     need = batch_size
@@ -45,8 +55,8 @@ class StepBatchSampler(torch.utils.data.Sampler):
     """Yields, for steps ``start..stop-1``, this rank's ``[(index, item_seed), ...]``."""
 
     def __init__(self, n: int, batch_size: int, *, seed: int, start: int, stop: int,
-                 rank: int = 0, world_size: int = 1) -> None:
-        self.n, self.batch_size, self.seed = n, batch_size, seed
+                 rank: int = 0, world_size: int = 1, repeats: np.ndarray | None = None) -> None:
+        self.n, self.batch_size, self.seed, self.repeats = n, batch_size, seed, repeats
         self.start, self.stop, self.rank, self.world_size = start, stop, rank, world_size
 
     def __len__(self) -> int:
@@ -54,7 +64,7 @@ class StepBatchSampler(torch.utils.data.Sampler):
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         for step in range(self.start, self.stop):
-            idx = batch_indices(self.n, self.batch_size, step, self.seed)
+            idx = batch_indices(self.n, self.batch_size, step, self.seed, self.repeats)
             slots = range(self.rank, self.batch_size, self.world_size)
             yield [(int(idx[s]), item_seed(self.seed, step, s)) for s in slots]
 
