@@ -131,10 +131,10 @@ class MultiViewReconstructor(Reconstructor):
         t = time.perf_counter()
         steps1 = self._stage1_steps()
         clouds = None
-        fused = None
+        fused = known1 = None
         if fusion == "code":
             fused = torch.stack([codes[bounds[i]:bounds[i + 1]].mean(dim=0) for i in range(b)])
-            meshes1, n1 = self.extract(1, fused, upsampling_steps=steps1)
+            meshes1, n1, known1 = self.extract_known(1, fused, upsampling_steps=steps1)
         elif fusion == "chain":
             timings["stage1"] = time.perf_counter() - t
             return self._chain(codes, torch.cat(sets), counts, timings, start)
@@ -151,7 +151,7 @@ class MultiViewReconstructor(Reconstructor):
             meshes1 = [g[0] if len(g) == 1 else trimesh.util.concatenate(list(g)) for g in groups]
         timings["stage1"] = time.perf_counter() - t
         return self._complete(meshes1, n1, timings, start, clouds=clouds, keys=[_seed_key(v) for v in sets],
-                              codes1=fused if fusion == "code" else None)
+                              codes1=fused, known1=known1)
 
     def _chain(self, codes: torch.Tensor, views: torch.Tensor, counts: list[int], timings: dict[str, float],
                start: float) -> list[Reconstruction]:

@@ -25,8 +25,8 @@ import torch
 import trimesh
 
 from recon_cli.errors import InputError
-from recon_cli.extract.grid import PADDING, final_resolution, probability_to_logit
-from recon_cli.extract.mise import mise_batched
+from recon_cli.extract.grid import PADDING, box_size, final_resolution, probability_to_logit
+from recon_cli.extract.mise import MiseResult, mise_batched
 from recon_cli.extract.postprocess import empty_mesh, grid_to_mesh, simplify
 from recon_cli.runtime.base import Backend
 
@@ -243,6 +243,61 @@ def _exact_surface_values(results: Sequence[Any], exact: Callable[[Sequence[np.n
         res.values.reshape(-1)[flat] = values
 
 
+class KnownValues:
+    """The lattice values one MISE extraction evaluated, for a later field of the same codes to reuse.
+
+    The blend's final field is ``w * stage1 + (1 - w) * stage2`` on a lattice that contains the stage-1
+    mesh's (129^3 and 65^3 by default), and its MISE queries again most of the points stage 1's
+    evaluated (its whole start lattice, and much of the next level near a surface both see): their
+    stage-1 values are looked up here instead of decoded again. ``level`` (mixed precision): only the
+    values within :data:`~recon_cli.runtime.torch_backend.MIXED_BAND` of it were computed in float32, so
+    only those stand in for float32 values; the others stand in for the bfloat16 fast path. Without
+    it every known value is the backend's own.
+    """
+
+    def __init__(self, result: MiseResult, resolution: int, padding: float, level: float | None = None) -> None:
+        self.values = result.values.reshape(-1)
+        self.known = (np.zeros(self.values.shape, bool) if result.known is None else result.known.reshape(-1))
+        if level is None:
+            self.exact = self.known
+        else:
+            from recon_cli.runtime.torch_backend import MIXED_BAND
+
+            self.exact = self.known & (np.abs(self.values - level) < MIXED_BAND)
+        self.resolution = resolution
+        self.box = box_size(padding)
+
+    def lookup(self, points: np.ndarray, *, exact: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(hit, values): which of ``points`` (M, 3) are known lattice points (M,) bool, and their values."""
+        r = self.resolution
+        coords = (np.asarray(points, np.float64) / self.box + 0.5) * r
+        index = np.rint(coords)
+        on = (np.abs(coords - index) < 1e-3).all(axis=1) & (index >= 0).all(axis=1) & (index <= r).all(axis=1)
+        index = np.where(on[:, None], index, 0).astype(np.int64)
+        flat = (index[:, 0] * (r + 1) + index[:, 1]) * (r + 1) + index[:, 2]
+        hit = on & (self.exact if exact else self.known)[flat]
+        return hit, self.values[flat[hit]]
+
+
+def _reusing(evaluate: Callable[[Sequence[np.ndarray]], list[np.ndarray]], known: Sequence[KnownValues], *,
+             exact: bool) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
+    """``evaluate`` (per-shape points -> values) that takes each shape's known values from ``known``
+    and evaluates only the other points."""
+    def evaluate_rest(queries: Sequence[np.ndarray]) -> list[np.ndarray]:
+        points = [np.asarray(q, np.float32).reshape(-1, 3) for q in queries]
+        hits = [k.lookup(q, exact=exact) for q, k in zip(points, known, strict=True)]
+        computed = evaluate([q[~hit] for q, (hit, _) in zip(points, hits)])
+        out = []
+        for (hit, values), rest in zip(hits, computed):
+            merged = np.empty(len(hit), np.float32)
+            merged[hit] = values
+            merged[~hit] = rest
+            out.append(merged)
+        return out
+
+    return evaluate_rest
+
+
 def _check_finite(values: np.ndarray, stage: int) -> None:
     if not np.isfinite(values).all():
         raise InputError(f"the stage-{stage} network gave NaN or infinite occupancy values "
@@ -365,13 +420,24 @@ class Reconstructor:
         that stage 2's points are sampled from alike: such a mesh is the float32 one but for the
         last bits of its vertices, which move its sampled points no further (see :meth:`_rng`).
         """
+        meshes, n_eval, _ = self.extract_known(stage, codes, upsampling_steps=upsampling_steps)
+        return meshes, n_eval
+
+    def extract_known(self, stage: int, codes: torch.Tensor, *, upsampling_steps: int | None = None
+                      ) -> tuple[list[trimesh.Trimesh], list[int], list[KnownValues]]:
+        """:meth:`extract`, with the values it evaluated (for a later field of the same codes to reuse)."""
         exact = None
-        if getattr(self.backend, "precision", "float32") == "mixed":
+        mixed = getattr(self.backend, "precision", "float32") == "mixed"
+        if mixed:
             def exact(queries: Sequence[np.ndarray]) -> list[np.ndarray]:
                 return self.backend.decode_many(stage, queries, codes)  # no level: float32
 
-        return self.extract_field(self._eval_fn(stage, codes, cut=True), len(codes),
-                                  upsampling_steps=upsampling_steps, exact=exact)
+        steps = self.options.upsampling_steps if upsampling_steps is None else upsampling_steps
+        meshes, results = self._extract_results(self._eval_fn(stage, codes, cut=True), len(codes), steps, exact)
+        resolution = final_resolution(self.options.resolution0, steps)
+        known = [KnownValues(r, resolution, self.options.padding, self.options.level if mixed else None)
+                 for r in results]
+        return meshes, [r.n_evaluated for r in results], known
 
     def extract_field(self, evaluate: Callable[[Sequence[np.ndarray]], list[np.ndarray]], n_shapes: int, *,
                       upsampling_steps: int | None = None,
@@ -383,8 +449,14 @@ class Reconstructor:
         at the end of an edge the surface crosses whose value came from the fast path, so that marching
         cubes places its vertices from float32 values (:func:`_exact_surface_values`).
         """
+        steps = self.options.upsampling_steps if upsampling_steps is None else upsampling_steps
+        meshes, results = self._extract_results(evaluate, n_shapes, steps, exact)
+        return meshes, [r.n_evaluated for r in results]
+
+    def _extract_results(self, evaluate: Callable[[Sequence[np.ndarray]], list[np.ndarray]], n_shapes: int,
+                         steps: int, exact: Callable[[Sequence[np.ndarray]], list[np.ndarray]] | None
+                         ) -> tuple[list[trimesh.Trimesh], list[MiseResult]]:
         opt = self.options
-        steps = opt.upsampling_steps if upsampling_steps is None else upsampling_steps
         results = mise_batched(evaluate, n_shapes, opt.resolution0, steps, opt.level, padding=opt.padding)
         if exact is not None:
             _exact_surface_values(results, exact, opt.level, final_resolution(opt.resolution0, steps), opt.padding)
@@ -398,17 +470,21 @@ class Reconstructor:
                 # never exceed the evaluated ones, so this is the highest value the network gave)
                 mesh.metadata[PEAK_KEY] = peak_probability(res.values)
             meshes.append(mesh)
-        return meshes, [r.n_evaluated for r in results]
+        return meshes, results
 
-    def _blend_fns(self, codes1: torch.Tensor, codes2: torch.Tensor
+    def _blend_fns(self, codes1: torch.Tensor, codes2: torch.Tensor, known1: Sequence[KnownValues] | None = None
                    ) -> tuple[Callable[[Sequence[np.ndarray]], list[np.ndarray]],
                               Callable[[Sequence[np.ndarray]], list[np.ndarray]] | None]:
         """(evaluate, exact) of the blended field ``w * stage1 + (1 - w) * stage2`` (w =
         :data:`BLEND_STAGE1_WEIGHT`) for MISE: in ``mixed`` precision both decoders run in bfloat16,
         the points whose blend lies within the band of the level are redone in float32 (both
-        decoders), and ``exact`` (float32) serves the surface pass; otherwise ``exact`` is None."""
+        decoders), and ``exact`` (float32) serves the surface pass; otherwise ``exact`` is None.
+        ``known1``: stage 1's values from the extraction of the stage-1 meshes (:class:`KnownValues`),
+        taken instead of decoding those points again."""
         w = BLEND_STAGE1_WEIGHT
         exact1, exact2 = self._eval_fn(1, codes1), self._eval_fn(2, codes2)
+        if known1 is not None:
+            exact1 = _reusing(exact1, known1, exact=True)
 
         def exact(queries: Sequence[np.ndarray]) -> list[np.ndarray]:
             return [w * a + (1.0 - w) * b for a, b in zip(exact1(queries), exact2(queries), strict=True)]
@@ -418,6 +494,8 @@ class Reconstructor:
         from recon_cli.runtime.torch_backend import redo_band
 
         fast1, fast2 = self._eval_fn(1, codes1, fast=True), self._eval_fn(2, codes2, fast=True)
+        if known1 is not None:
+            fast1 = _reusing(fast1, known1, exact=False)
 
         def evaluate(queries: Sequence[np.ndarray]) -> list[np.ndarray]:
             values = [w * a + (1.0 - w) * b for a, b in zip(fast1(queries), fast2(queries), strict=True)]
@@ -459,9 +537,9 @@ class Reconstructor:
         self._progress("stage1", 0, b)
         t = time.perf_counter()
         steps1 = self._stage1_steps()
-        meshes1, n1 = self.extract(1, codes, upsampling_steps=steps1)
+        meshes1, n1, known1 = self.extract_known(1, codes, upsampling_steps=steps1)
         timings["stage1"] = time.perf_counter() - t
-        return self._complete(meshes1, n1, timings, start, keys=list(images), codes1=codes)
+        return self._complete(meshes1, n1, timings, start, keys=list(images), codes1=codes, known1=known1)
 
     def _stage1_steps(self) -> int | None:
         """MISE steps of the stage-1 mesh: coarser when it only feeds stage 2 (see ExtractOptions)."""
@@ -471,14 +549,16 @@ class Reconstructor:
     def _complete(self, meshes1: list[trimesh.Trimesh], n1: list[int], timings: dict[str, float], start: float,
                   *, clouds: list[np.ndarray] | None = None,
                   keys: Sequence[torch.Tensor | np.ndarray] | None = None,
-                  codes1: torch.Tensor | None = None) -> list[Reconstruction]:
+                  codes1: torch.Tensor | None = None,
+                  known1: Sequence[KnownValues] | None = None) -> list[Reconstruction]:
         """Stage-1 meshes -> Reconstructions: stage 2 on their 300 points when the model has it.
 
         ``clouds`` (one per shape) replaces the points sampled from ``meshes1``.
         ``keys`` (one per shape): what seeds the sampling of each shape's points, normally its
         input image (:meth:`_rng`); without them, the stage-1 mesh's vertices.
         ``codes1`` (B, c1): the stage-1 codes the ``blend`` stages mix into the final field; without
-        them (fused clouds or logits) the final mesh is stage 2's.
+        them (fused clouds or logits) the final mesh is stage 2's. ``known1`` (one per shape): the
+        stage-1 values evaluated for ``meshes1``, which the blend reuses.
         """
         b = len(meshes1)
         if not self._use_stage2():
@@ -498,7 +578,8 @@ class Reconstructor:
             self._progress("stage2", 0, b)
             t = time.perf_counter()
             blend = None if codes1 is None or self.stages != "blend" else codes1[keep]
-            meshes2, n2 = self._stage2([clouds[i] for i in keep], blend)
+            meshes2, n2 = self._stage2([clouds[i] for i in keep], blend,
+                                       None if known1 is None else [known1[i] for i in keep])
             for i, mesh, n in zip(keep, meshes2, n2):
                 finals[i] = self._finish(mesh)
                 n_eval[i] += n
@@ -506,15 +587,15 @@ class Reconstructor:
         points = [cl if len(cl) else None for cl in clouds]
         return self._package(finals, meshes1, points, n_eval, timings, start)
 
-    def _stage2(self, clouds: Sequence[np.ndarray], codes1: torch.Tensor | None = None
-                ) -> tuple[list[trimesh.Trimesh], list[int]]:
+    def _stage2(self, clouds: Sequence[np.ndarray], codes1: torch.Tensor | None = None,
+                known1: Sequence[KnownValues] | None = None) -> tuple[list[trimesh.Trimesh], list[int]]:
         """Final meshes from the clouds' stage-2 codes, blended with ``codes1``'s stage 1 when given
         (a blend without any surface falls back to stage 2's own, and where that is empty too, to
         stage 1's own at the final resolution: stage 1 had a surface, or there were no points)."""
         codes2 = self._point_codes(clouds)
         if codes1 is None:
             return self.extract(2, codes2)
-        evaluate, exact = self._blend_fns(codes1, codes2)
+        evaluate, exact = self._blend_fns(codes1, codes2, known1)
         meshes, n_eval = self.extract_field(evaluate, len(codes2), exact=exact)
         # where stage 1 is so sure of empty space that the blend has no surface left (thin lamps),
         # stage 2's own surface is the answer rather than nothing

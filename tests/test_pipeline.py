@@ -153,8 +153,9 @@ def test_input_points_are_seeded_by_the_image(blob_backend: TorchBackend, monkey
 
     rec = Reconstructor(blob_backend, options=FAST)
     fixed = trimesh.creation.icosphere(subdivisions=2, radius=0.3)
-    monkeypatch.setattr(rec, "extract", lambda stage, codes, **kw: (
-        ([fixed] * len(codes), [1] * len(codes)) if stage == 1 else pipeline.Reconstructor.extract(rec, stage, codes, **kw)))
+    monkeypatch.setattr(rec, "extract_known", lambda stage, codes, **kw: (
+        ([fixed] * len(codes), [1] * len(codes), None) if stage == 1
+        else pipeline.Reconstructor.extract_known(rec, stage, codes, **kw)))
     images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     first, second = rec.reconstruct_images(images)
     assert not np.array_equal(first.points, second.points)
@@ -191,6 +192,59 @@ def test_blend_cuts_the_weighted_sum_of_both_stages_logits(tmp_path: Path) -> No
     assert len(got.mesh.faces) != len(chain.mesh.faces) or not np.allclose(got.mesh.vertices, chain.mesh.vertices)
 
 
+@pytest.mark.parametrize("precision", ["float32", "mixed"])
+def test_the_blend_reuses_stage_1_values_without_changing_the_mesh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    precision: str) -> None:
+    """The blend's MISE takes stage 1's values at the lattice points the stage-1 extraction evaluated
+    (its lattice holds the stage-1 one): the same mesh, with fewer stage-1 points decoded."""
+    import recon_cli.pipeline as pipeline
+    from recon_cli.runtime.decoder_kernel import resolve_precision
+
+    if precision == "mixed" and resolve_precision("auto") != "mixed":
+        pytest.skip("no native bfloat16 on this CPU")
+    backend = TorchBackend.from_checkpoint(make_checkpoint(tmp_path / "d.pt", "doccnet", small=True, nonempty=True),
+                                           threads=1, precision=precision)
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(9))
+    options = ExtractOptions(resolution0=16, upsampling_steps=2)
+    decoded = {True: 0, False: 0}
+    original = backend.decode_many
+
+    def counting(stage: int, queries: list, codes: torch.Tensor, **kw: object) -> list:
+        if stage == 1:
+            decoded[reuse] += sum(len(q) for q in queries)
+        return original(stage, queries, codes, **kw)
+
+    monkeypatch.setattr(backend, "decode_many", counting)
+    meshes = {}
+    for reuse in (True, False):
+        if not reuse:
+            monkeypatch.setattr(pipeline, "_reusing", lambda evaluate, known, exact: evaluate)
+        (meshes[reuse],) = Reconstructor(backend, options=options, stages="blend").reconstruct_images(image)
+    assert len(meshes[True].mesh.faces) > 0
+    assert np.array_equal(meshes[True].mesh.faces, meshes[False].mesh.faces)
+    assert np.allclose(meshes[True].mesh.vertices, meshes[False].mesh.vertices, atol=1e-6)
+    assert decoded[True] < 0.8 * decoded[False]
+
+
+def test_known_values_look_up_lattice_points_only() -> None:
+    from recon_cli.extract.grid import index_to_world
+    from recon_cli.extract.mise import MiseResult
+    from recon_cli.pipeline import KnownValues
+
+    values = np.arange(5**3, dtype=np.float32).reshape(5, 5, 5)
+    known = np.zeros((5, 5, 5), bool)
+    known[1, 2, 3] = known[4, 4, 4] = True
+    cache = KnownValues(MiseResult(values, 2, 1, known), 4, 0.1)
+    points = index_to_world(np.array([[1, 2, 3], [4, 4, 4], [0, 0, 0], [1, 2, 3.5], [2, 4, 6]]), 4, padding=0.1)
+    hit, got = cache.lookup(points.astype(np.float32), exact=True)
+    assert hit.tolist() == [True, True, False, False, False]  # unknown, between lattice points, outside
+    assert got.tolist() == [values[1, 2, 3], values[4, 4, 4]]
+    mixed = KnownValues(MiseResult(values, 2, 1, known), 4, 0.1, level=float(values[1, 2, 3]) + 0.05)
+    hit, _ = mixed.lookup(points.astype(np.float32), exact=True)  # only values near the level were float32
+    assert hit.tolist() == [True, False, False, False, False]
+    assert mixed.lookup(points.astype(np.float32), exact=False)[0].tolist() == [True, True, False, False, False]
+
+
 def test_an_empty_blend_falls_back_to_stage_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     backend = TorchBackend.from_checkpoint(make_checkpoint(tmp_path / "d.pt", "doccnet", small=True, nonempty=True),
                                            threads=1)
@@ -198,7 +252,7 @@ def test_an_empty_blend_falls_back_to_stage_2(tmp_path: Path, monkeypatch: pytes
     (chain,) = Reconstructor(backend, options=FAST, stages="1+2").reconstruct_images(image)
     rec = Reconstructor(backend, options=FAST, stages="blend")
     nothing = (lambda queries: [np.full(len(q), -10.0, np.float32) for q in queries], None)  # a blend with no surface
-    monkeypatch.setattr(rec, "_blend_fns", lambda codes1, codes2: nothing)
+    monkeypatch.setattr(rec, "_blend_fns", lambda codes1, codes2, known1=None: nothing)
     (got,) = rec.reconstruct_images(image)
     assert len(got.mesh.faces) > 0
     assert np.array_equal(got.mesh.faces, chain.mesh.faces) and np.allclose(got.mesh.vertices, chain.mesh.vertices)
@@ -216,7 +270,7 @@ def test_a_blend_and_stage_2_both_empty_fall_back_to_stage_1(tmp_path: Path, mon
     assert len(chain.mesh.faces) == 0
     rec = Reconstructor(backend, options=FAST, stages="blend")
     nothing = (lambda queries: [np.full(len(q), -10.0, np.float32) for q in queries], None)
-    monkeypatch.setattr(rec, "_blend_fns", lambda codes1, codes2: nothing)
+    monkeypatch.setattr(rec, "_blend_fns", lambda codes1, codes2, known1=None: nothing)
     (got,) = rec.reconstruct_images(image)
     assert len(got.mesh.faces) > 0
     assert np.array_equal(got.mesh.faces, alone.mesh.faces) and np.allclose(got.mesh.vertices, alone.mesh.vertices)
