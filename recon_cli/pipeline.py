@@ -458,6 +458,8 @@ class Reconstructor:
                          ) -> tuple[list[trimesh.Trimesh], list[MiseResult]]:
         opt = self.options
         results = mise_batched(evaluate, n_shapes, opt.resolution0, steps, opt.level, padding=opt.padding)
+        if steps > 0:
+            results = self._retry_empty(results, evaluate, steps)
         if exact is not None:
             _exact_surface_values(results, exact, opt.level, final_resolution(opt.resolution0, steps), opt.padding)
         meshes = []
@@ -471,6 +473,32 @@ class Reconstructor:
                 mesh.metadata[PEAK_KEY] = peak_probability(res.values)
             meshes.append(mesh)
         return meshes, results
+
+    def _retry_empty(self, results: list[MiseResult], evaluate: Callable[[Sequence[np.ndarray]], list[np.ndarray]],
+                     steps: int) -> list[MiseResult]:
+        """Extract again, from a start lattice twice as fine (the same final lattice), the fields whose
+        MISE found no surface: a part thinner than the start lattice's spacing (a hanging disc, a
+        stem) can fall between its points, and then no voxel is ever subdivided. An empty result
+        costs the finer start's points (65^3 for the 129^3 lattice); the others cost nothing."""
+        opt = self.options
+        empty = [i for i, r in enumerate(results) if not (r.values > opt.level).any()]
+        if not empty:
+            return results
+        n = len(results)
+
+        def subset(queries: Sequence[np.ndarray]) -> list[np.ndarray]:
+            full = [np.zeros((0, 3), np.float32)] * n
+            for i, q in zip(empty, queries, strict=True):
+                full[i] = q
+            out = evaluate(full)
+            return [out[i] for i in empty]
+
+        again = mise_batched(subset, len(empty), opt.resolution0 * 2, steps - 1, opt.level, padding=opt.padding)
+        results = list(results)
+        for i, r in zip(empty, again, strict=True):
+            r.n_evaluated += results[i].n_evaluated
+            results[i] = r
+        return results
 
     def _blend_fns(self, codes1: torch.Tensor, codes2: torch.Tensor, known1: Sequence[KnownValues] | None = None
                    ) -> tuple[Callable[[Sequence[np.ndarray]], list[np.ndarray]],

@@ -86,7 +86,7 @@ def test_empty_stage1_gives_empty_reconstruction(tmp_path: Path) -> None:
         backend.model.stage1.decoder.fc_out.bias.fill_(-100.0)  # nothing is inside
     (rec,) = Reconstructor(backend, options=FAST).reconstruct_images(torch.rand(1, 3, 64, 64))
     assert rec.empty and len(rec.mesh.faces) == 0 and len(rec.stage1_mesh.faces) == 0
-    assert rec.points is None and rec.n_evaluated == 17**3
+    assert rec.points is None and rec.n_evaluated == 17**3 + 33**3  # MISE, then the dense retry of an empty field
 
 
 def test_wrong_inputs_for_model(tmp_path: Path) -> None:
@@ -243,6 +243,36 @@ def test_known_values_look_up_lattice_points_only() -> None:
     hit, _ = mixed.lookup(points.astype(np.float32), exact=True)  # only values near the level were float32
     assert hit.tolist() == [True, False, False, False, False]
     assert mixed.lookup(points.astype(np.float32), exact=False)[0].tolist() == [True, True, False, False, False]
+
+
+def test_a_part_between_the_start_lattice_points_is_extracted_again_finer(blob_backend: TorchBackend) -> None:
+    """MISE subdivides only voxels whose known corners straddle the level: a small ball between the
+    start lattice's points is never seen. An empty result is extracted again from a start lattice
+    twice as fine (the same final lattice), which finds it; a field with a surface is not redone."""
+    from recon_cli.extract.grid import box_size
+    from recon_cli.extract.mise import mise
+
+    options = ExtractOptions(resolution0=8, upsampling_steps=2)  # start spacing 1.1 / 8
+    centre = np.full(3, 0.5 * box_size(options.padding) / 8, np.float32)  # the middle of a start voxel
+    radius = 0.04
+    calls = []
+
+    def ball(queries):
+        calls.append(sum(len(q) for q in queries))
+        return [(radius - np.linalg.norm(np.asarray(q) - centre, axis=1)).astype(np.float32) * 50 for q in queries]
+
+    level = options.level
+    coarse = mise(lambda q: ball([q])[0], 8, 2, level, padding=options.padding)
+    assert not (coarse.values > level).any()  # what plain MISE gives: nothing
+    rec = Reconstructor(blob_backend, options=options)
+    calls.clear()
+    (mesh,), (n,) = rec.extract_field(ball, 1)
+    assert len(mesh.faces) > 0 and np.allclose(mesh.vertices.mean(axis=0), centre, atol=0.01)
+    assert n == sum(calls) > 17**3  # both extractions counted
+    calls.clear()
+    big = lambda queries: [(0.3 - np.linalg.norm(np.asarray(q), axis=1)).astype(np.float32) for q in queries]
+    (_,), (n_big,) = rec.extract_field(big, 1)
+    assert n_big == mise(lambda q: big([q])[0], 8, 2, level, padding=options.padding).n_evaluated
 
 
 def test_an_empty_blend_falls_back_to_stage_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
