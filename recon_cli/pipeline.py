@@ -14,6 +14,7 @@ simplified mesh's vertices.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import time
 from collections.abc import Callable, Sequence
@@ -258,14 +259,19 @@ class KnownValues:
     def __init__(self, result: MiseResult, resolution: int, padding: float, level: float | None = None) -> None:
         self.values = result.values.reshape(-1)
         self.known = (np.zeros(self.values.shape, bool) if result.known is None else result.known.reshape(-1))
-        if level is None:
-            self.exact = self.known
-        else:
-            from recon_cli.runtime.torch_backend import MIXED_BAND
-
-            self.exact = self.known & (np.abs(self.values - level) < MIXED_BAND)
+        self.level = level
         self.resolution = resolution
         self.box = box_size(padding)
+
+    @functools.cached_property
+    def exact(self) -> np.ndarray:
+        """The known points whose values are float32 ones (a lattice-sized mask, built when first asked
+        for: only a blend looks values up, and a stage-1-only extraction never does)."""
+        if self.level is None:
+            return self.known
+        from recon_cli.runtime.torch_backend import MIXED_BAND
+
+        return self.known & (np.abs(self.values - self.level) < MIXED_BAND)
 
     def lookup(self, points: np.ndarray, *, exact: bool) -> tuple[np.ndarray, np.ndarray]:
         """(hit, values): which of ``points`` (M, 3) are known lattice points (M,) bool, and their values."""
